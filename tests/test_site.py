@@ -1,0 +1,240 @@
+"""The documentation site, built without Quarto and read in headless Chromium.
+
+Builds the `_quarto.yml` site with `scripts/build_site.py` (nbdev's processing, then smalldocs) into
+a temporary folder, serves it on 127.0.0.1, and checks every chapter page as a reader sees it:
+its title, the API reference of its exported names (show_doc tables with parameter comments),
+its saved figures, no visible nbdev directives, working sidebar links in the book's order, rendered
+maths (KaTeX served locally instead of the CDN), and no console errors other than blocked
+external requests. A screenshot of one chapter goes to `test_outputs/site/`.
+"""
+import functools, http.server, importlib, json, re, shutil, subprocess, sys, threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/'nbs'
+OUT = ROOT/'test_outputs'/'site'
+sys.path.insert(0, str(ROOT/'scripts'))
+
+
+def page_name(nb:Path)->str:
+    "The page Quarto (and our build) writes for a notebook: number prefix dropped, lower case."
+    from nbdev.doclinks import _nbpath2html
+    return _nbpath2html(nb).name
+
+def notebooks():
+    return sorted(NBS.glob('*.ipynb'))
+
+def chapters():
+    return [nb for nb in notebooks() if nb.name != 'index.ipynb']
+
+def nb_json(nb:Path)->dict: return json.loads(nb.read_text())
+
+def nb_title(nb:Path)->str:
+    first = ''.join(nb_json(nb)['cells'][0]['source'])
+    m = re.search(r'^#\s+(.+)$', first, re.M)
+    assert m, f"{nb.name}: the first cell must start with '# Title'"
+    return m.group(1).strip()
+
+def nb_module(nb:Path)->str|None:
+    for c in nb_json(nb)['cells']:
+        m = re.search(r'^#\|\s*default_exp\s+(\S+)', ''.join(c['source']), re.M)
+        if m: return m.group(1)
+    return None
+
+def nb_image_count(nb:Path)->int:
+    "Number of figures saved in the notebook's outputs (shown cells only)."
+    n = 0
+    for c in nb_json(nb)['cells']:
+        src = ''.join(c['source'])
+        if c['cell_type'] != 'code' or re.search(r'^#\|\s*(hide|include:\s*false|output:\s*false)', src, re.M): continue
+        n += sum('image/png' in o.get('data', {}) or 'image/svg+xml' in o.get('data', {}) for o in c.get('outputs', []))
+    return n
+
+def has_math(nb:Path)->bool:
+    return any(c['cell_type'] == 'markdown' and '$' in ''.join(c['source']) for c in nb_json(nb)['cells'])
+
+def exported_names(module:str)->list[str]:
+    mod = importlib.import_module(f'reid_lit.{module}')
+    return [n for n in getattr(mod, '__all__', []) if not n.startswith('_')]
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope='session')
+def site(tmp_path_factory):
+    "Build the site once into a temporary folder."
+    import build_site
+    out = tmp_path_factory.mktemp('site')/'_docs'
+    build_site.build(out, check=True)
+    return out
+
+@pytest.fixture(scope='session')
+def katex_dist():
+    "KaTeX's dist/ folder from the npm package (installed once into .cache/katex), served instead of the CDN."
+    from smalldocs.layout import KATEX
+    version = re.search(r'katex@([\d.]+)', KATEX).group(1)
+    prefix = ROOT/'.cache'/'katex'
+    dist = prefix/'node_modules'/'katex'/'dist'
+    if not (dist/'katex.min.js').exists():
+        npm = shutil.which('npm')
+        assert npm, "npm is needed to install the KaTeX package for the maths check (apt-get install npm)"
+        subprocess.run([npm, 'install', '--prefix', str(prefix), '--no-audit', '--no-fund', '--silent',
+                        f'katex@{version}'], check=True, timeout=300)
+    assert (dist/'katex.min.js').exists(), f"KaTeX was not found in {dist}"
+    return dist
+
+@pytest.fixture(scope='session')
+def server(site):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True); t.start()
+    yield f'http://127.0.0.1:{httpd.server_address[1]}'
+    httpd.shutdown()
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
+@pytest.fixture(scope='session')
+def browser():
+    from playwright.sync_api import sync_playwright
+    exe = shutil.which('chromium') or shutil.which('chromium-browser')
+    assert exe, "Chromium is needed for the browser check: apt-get install chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=[
+            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
+            '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'])
+        yield b
+        b.close()
+
+class Page:
+    "One page opened in Chromium, with its console errors and the external requests it tried."
+    def __init__(self, browser, url, base, katex_dist):
+        self.ctx = browser.new_context(viewport={'width': 1280, 'height': 1000})
+        self.page = self.ctx.new_page()
+        self.errors, self.blocked = [], []
+        self.page.on('console', lambda m: self.errors.append(m.text) if m.type == 'error' else None)
+        self.page.on('pageerror', lambda e: self.errors.append(f'page error: {e}'))
+        def route(r):
+            u = r.request.url
+            if u.startswith(base): return r.continue_()
+            m = re.search(r'/npm/katex@[\d.]+/dist/(.+)$', u)
+            if m and (katex_dist/m.group(1)).exists():
+                return r.fulfill(path=str(katex_dist/m.group(1)))
+            self.blocked.append(u); return r.abort('blockedbyclient')
+        self.page.route('**/*', route)
+        self.response = self.page.goto(url, wait_until='load')
+        self.page.wait_for_load_state('networkidle')
+    def real_errors(self):
+        "Console errors other than the ones caused by blocking external requests."
+        return [e for e in self.errors if 'ERR_BLOCKED_BY_CLIENT' not in e and 'net::ERR_FAILED' not in e]
+    def close(self): self.ctx.close()
+
+@pytest.fixture(scope='session')
+def open_page(browser, server, katex_dist):
+    pages = []
+    def _open(name):
+        p = Page(browser, f'{server}/{name}', server, katex_dist); pages.append(p); return p
+    yield _open
+    for p in pages: p.close()
+
+
+# ---------------------------------------------------------------- tests
+
+def test_site_files(site):
+    "index.html and one page per notebook, named as Quarto names them; the site title is set."
+    assert (site/'index.html').exists()
+    missing = [nb.name for nb in notebooks() if not (site/page_name(nb)).exists()]
+    assert not missing, f"no page for {missing}; pages: {sorted(p.name for p in site.glob('*.html'))}"
+    assert '<title>reid_lit</title>' in (site/'index.html').read_text()
+
+@pytest.mark.parametrize('nb', chapters(), ids=lambda p: p.stem)
+def test_chapter_page(nb, open_page):
+    p = open_page(page_name(nb))
+    assert p.response.ok
+    pg = p.page
+    # the title, and the site title in the navbar and the tab
+    assert pg.locator('h1').first.inner_text().strip() == nb_title(nb)
+    assert pg.title().endswith('reid_lit'), pg.title()
+    assert pg.locator('.navbar-title').first.inner_text().strip() == 'reid_lit'
+    text = pg.locator('main').first.inner_text()
+    # nbdev directives never show
+    assert not re.search(r'#\|\s*(export|hide|default_exp|exporti|exports|slow|notest|cuda)\b', text), \
+        f"{nb.name}: an nbdev directive is visible on the page"
+    # the API reference: every exported name has a heading and a parameter table
+    mod = nb_module(nb)
+    if mod:
+        for name in exported_names(mod):
+            heading = pg.locator(f'h3:text-is("{name}"), h4:text-is("{name}")')
+            assert heading.count() >= 1, f"{nb.name}: no API reference for `{name}`"
+        n_tables = pg.evaluate("() => [...document.querySelectorAll('main table')].filter(t => [...t.querySelectorAll('th')].some(h => h.innerText.trim() === 'Details')).length")
+        documented = [n for n in exported_names(mod) if _has_params(mod, n)]
+        assert n_tables >= len(documented), f"{nb.name}: {n_tables} parameter tables for {len(documented)} documented names"
+    # saved figures are shown and load
+    n_fig = nb_image_count(nb)
+    if n_fig:
+        imgs = pg.locator('main img')
+        assert imgs.count() >= n_fig, f"{nb.name}: {n_fig} saved figures but {imgs.count()} images on the page"
+        broken = pg.evaluate("() => [...document.querySelectorAll('main img')].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))")
+        assert not broken, f"{nb.name}: images that do not load: {broken}"
+    # maths is rendered by KaTeX, not left as raw LaTeX
+    if has_math(nb): _check_math(pg, nb.name)
+    assert not p.real_errors(), f"{nb.name}: console errors {p.real_errors()}"
+
+def _has_params(mod, name):
+    "Whether `name` has documented parameters (then show_doc draws a table)."
+    from fastcore.docments import docments
+    obj = getattr(importlib.import_module(f'reid_lit.{mod}'), name)
+    if not callable(obj): return False
+    try: d = docments(obj, full=True)
+    except Exception: return False
+    d.pop('self', None); d.pop('return', None)
+    return any(v.get('docment') for v in d.values())
+
+def _check_math(pg, name):
+    n_math = pg.locator('.math').count()
+    assert n_math > 0, f"{name}: maths in the notebook but none on the page"
+    n_katex = pg.locator('.math .katex').count()
+    assert n_katex == n_math, f"{name}: {n_math - n_katex} of {n_math} equations are not rendered by KaTeX"
+    raw = pg.evaluate("() => [...document.querySelectorAll('.math')].filter(e => /\\\\\\(|\\\\\\[|\\$\\$/.test(e.innerText)).length")
+    assert raw == 0, f"{name}: {raw} equations show raw LaTeX"
+
+def test_index_page_and_math(open_page):
+    p = open_page('index.html')
+    assert p.page.locator('h1').first.inner_text().strip() == 'reid_lit'
+    _check_math(p.page, 'index')
+    assert not p.real_errors(), p.real_errors()
+
+def test_sidebar(open_page, site):
+    "The sidebar lists the book in sidebar.yml's order, and every link opens a page."
+    p = open_page('index.html')
+    hrefs = p.page.eval_on_selector_all('#quarto-sidebar a[href$=".html"]', 'els => els.map(e => e.getAttribute("href"))')
+    hrefs = [h.split('#')[0].lstrip('./') for h in hrefs]
+    sidebar = yaml.safe_load((NBS/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    def flat(items):
+        for it in items:
+            if isinstance(it, str): yield it
+            elif isinstance(it, dict) and 'contents' in it: yield from flat(it['contents'])
+            elif isinstance(it, dict) and 'href' in it: yield it['href']
+    expected = [page_name(Path(f)) for f in flat(sidebar)]
+    assert [h for h in hrefs if h in expected] == expected, f"sidebar order {hrefs} != {expected}"
+    listed = {f for f in flat(sidebar)}
+    unlisted = [nb.name for nb in notebooks() if nb.name not in listed]
+    assert not unlisted, f"notebooks missing from nbs/sidebar.yml: {unlisted}"
+    for h in expected:
+        assert (site/h).exists(), f"sidebar link {h} has no page"
+    # follow one link for real
+    p.page.locator(f'#quarto-sidebar a[href$="{expected[-1]}"]').first.click()
+    p.page.wait_for_load_state('load')
+    assert p.page.url.endswith(expected[-1])
+
+def test_screenshot(open_page):
+    "A screenshot of one chapter page, for a person to look at."
+    chapter = next((nb for nb in chapters() if nb_image_count(nb)), chapters()[0])
+    p = open_page(page_name(chapter))
+    OUT.mkdir(parents=True, exist_ok=True)
+    shot = OUT/f'{chapter.stem}.png'
+    p.page.screenshot(path=str(shot), full_page=False)
+    assert shot.stat().st_size > 10_000
