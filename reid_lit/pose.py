@@ -9,8 +9,8 @@ __all__ = ['COCO17', 'OPENPOSE18', 'MPII14', 'LAYOUTS', 'FLIP_PAIRS_COCO17', 'SK
            'sda_part_masks', 'canonical_sda_masks', 'part_label_map', 'list_images', 'save_keypoint_cache',
            'load_keypoint_cache', 'keypoint_rcnn', 'estimate_keypoints']
 
-# %% ../nbs/01_pose.ipynb #c043a677
-import os, warnings
+# %% ../nbs/01_pose.ipynb #d3cef57a
+import functools, os, warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch
 
 from .core import default_device
 
-# %% ../nbs/01_pose.ipynb #49474534
+# %% ../nbs/01_pose.ipynb #c540456a
 COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear",
           "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
           "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
@@ -30,7 +30,7 @@ MPII14 = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "le
           "neck", "head_top")
 LAYOUTS = {"coco17": COCO17, "openpose18": OPENPOSE18, "mpii14": MPII14}
 
-# %% ../nbs/01_pose.ipynb #2ab2d23f
+# %% ../nbs/01_pose.ipynb #e35c08a9
 def flip_pairs(
     layout:str="coco17", # keypoint layout
 )->tuple:
@@ -44,7 +44,7 @@ def _layout(layout):
 
 FLIP_PAIRS_COCO17 = flip_pairs("coco17")
 
-# %% ../nbs/01_pose.ipynb #8c93a703
+# %% ../nbs/01_pose.ipynb #a887c925
 def _check_kps(kps, layout, name="keypoints"):
     names = _layout(layout)
     if not isinstance(kps, (np.ndarray, torch.Tensor)):
@@ -60,7 +60,7 @@ def _check_size(size, name="size"):
     if H <= 0 or W <= 0: raise ValueError(f"{name} must be a pair (H, W) of positive integers, got {size!r}")
     return H, W
 
-# %% ../nbs/01_pose.ipynb #b4d1a0b1
+# %% ../nbs/01_pose.ipynb #39e31ef0
 _DERIVED = {"neck": {"left_shoulder": .5, "right_shoulder": .5},
             "head_top": {"left_eye": .75, "right_eye": .75, "neck": -.5},
             "nose": {"neck": .45, "head_top": .55}}
@@ -89,7 +89,7 @@ def conversion_matrix(
         for k, w in r.items(): W[i, s.index(k)], S[i, s.index(k)] = w, True
     return W, S
 
-# %% ../nbs/01_pose.ipynb #3f8154f6
+# %% ../nbs/01_pose.ipynb #69259329
 def convert_keypoints(
     kps, # (K, 3) or (B, K, 3) keypoints (x, y, visibility) in layout `src`, numpy or torch
     src:str, # source layout: "coco17", "openpose18" or "mpii14"
@@ -107,7 +107,7 @@ def convert_keypoints(
     if is_t: return torch.as_tensor(out, dtype=kps.dtype if kps.is_floating_point() else torch.float32, device=kps.device)
     return out.astype(kps.dtype if np.issubdtype(kps.dtype, np.floating) else np.float32)
 
-# %% ../nbs/01_pose.ipynb #31ead929
+# %% ../nbs/01_pose.ipynb #53e44ce8
 _CANON_COCO17 = np.array([  # (x, y) in a 256x128 crop, front view: the person's left is on the image right
     (64, 30), (69, 25), (59, 25), (75, 28), (53, 28),                 # nose, eyes, ears
     (86, 56), (42, 56), (91, 94), (37, 94), (93, 128), (35, 128),     # shoulders, elbows, wrists
@@ -124,7 +124,7 @@ def canonical_pose(
                           np.full((17, 1), 2, np.float32)], 1)
     return convert_keypoints(kps, "coco17", layout).astype(np.float32)
 
-# %% ../nbs/01_pose.ipynb #f61c9b92
+# %% ../nbs/01_pose.ipynb #65f378e6
 SKELETON_COCO17 = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),
                    (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 
@@ -161,7 +161,7 @@ def plot_pose(
     if title: ax.set_title(title, fontsize=8)
     return ax
 
-# %% ../nbs/01_pose.ipynb #f49dd426
+# %% ../nbs/01_pose.ipynb #0af7b6ce
 def fill_missing_keypoints(
     kps, # (K, 3) or (B, K, 3) keypoints (x, y, visibility or confidence), numpy or torch
     layout:str="coco17", # layout of `kps`
@@ -190,7 +190,7 @@ def fill_missing_keypoints(
     if is_t: return torch.as_tensor(x, dtype=kps.dtype if kps.is_floating_point() else torch.float32, device=kps.device)
     return x.astype(kps.dtype if np.issubdtype(np.asarray(kps).dtype, np.floating) else np.float32)
 
-# %% ../nbs/01_pose.ipynb #bc96df9c
+# %% ../nbs/01_pose.ipynb #ff082829
 REGION_NAMES = ("whole_body", "head", "upper_body", "upper_leg", "lower_leg")
 REGION_JOINTS = (
     OPENPOSE18,
@@ -234,7 +234,7 @@ def body_regions(
     if is_t: return torch.as_tensor(out, dtype=kps.dtype if kps.is_floating_point() else torch.float32, device=kps.device)
     return out.astype(np.float32)
 
-# %% ../nbs/01_pose.ipynb #9babd930
+# %% ../nbs/01_pose.ipynb #d191d985
 def region_masks(
     boxes, # (N, 4) or (B, N, 4) boxes (x1, y1, x2, y2) in pixels of `image_size`, e.g. from `body_regions`
     image_size:tuple, # (H, W) of the image the boxes live in
@@ -251,7 +251,7 @@ def region_masks(
     inx = (xs >= b[..., 0, None]) & (xs <= b[..., 2, None])                       # (..., N, w)
     return (iny[..., :, None] & inx[..., None, :]).float()
 
-# %% ../nbs/01_pose.ipynb #39ce075a
+# %% ../nbs/01_pose.ipynb #2c177933
 SDA_PARTS = ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
 PART_NAMES = ("background", "head", "upper_arm", "lower_arm", "torso", "upper_leg", "lower_leg", "foot")
 
@@ -270,20 +270,20 @@ def _segs(*pairs, r):
     "Segments between named joints (a joint paired with itself is a disc), all of radius r."
     return [(_J[a], _J[b], r) for a, b in pairs]
 
-def _limb(a, b, c, r): return _segs((a, b), (b, c), (a, a), (b, b), (c, c), r=r)
+def _limb(a, b, c, r): return _segs((a, b), (b, c), r=r)
 
 _TORSO = ("left_shoulder", "right_shoulder", "right_hip", "left_hip")
 _SDA_SPECS = {
     "head": dict(ellipse=True),
-    "torso": dict(segs=_segs(*[(_TORSO[i], _TORSO[(i + 1) % 4]) for i in range(4)], *[(n, n) for n in _TORSO], r=_R_TORSO),
+    "torso": dict(chain=_segs(*[(_TORSO[i], _TORSO[(i + 1) % 4]) for i in range(4)], r=_R_TORSO),
                   tris=[tuple(_J[n] for k, n in enumerate(_TORSO) if k != skip) for skip in range(4)]),
-    "left_arm": dict(segs=_limb("left_shoulder", "left_elbow", "left_wrist", _R_ARM)),
-    "right_arm": dict(segs=_limb("right_shoulder", "right_elbow", "right_wrist", _R_ARM)),
-    "left_leg": dict(segs=_limb("left_hip", "left_knee", "left_ankle", _R_LEG)),
-    "right_leg": dict(segs=_limb("right_hip", "right_knee", "right_ankle", _R_LEG)),
+    "left_arm": dict(chain=_limb("left_shoulder", "left_elbow", "left_wrist", _R_ARM)),
+    "right_arm": dict(chain=_limb("right_shoulder", "right_elbow", "right_wrist", _R_ARM)),
+    "left_leg": dict(chain=_limb("left_hip", "left_knee", "left_ankle", _R_LEG)),
+    "right_leg": dict(chain=_limb("right_hip", "right_knee", "right_ankle", _R_LEG)),
 }
 
-# %% ../nbs/01_pose.ipynb #7b924323
+# %% ../nbs/01_pose.ipynb #e5781873
 def person_scale(
     kps:torch.Tensor, # (B, 17, 3) COCO keypoints in pixels
     image_size:tuple, # (H, W) of the image the keypoints live in
@@ -298,7 +298,7 @@ def person_scale(
     s = torch.where(ok, L / L0, torch.full_like(L, float('nan'))).nanmedian(dim=1).values
     return torch.where(torch.isnan(s), torch.full_like(s, image_size[0] / 256), s)
 
-# %% ../nbs/01_pose.ipynb #5c75e234
+# %% ../nbs/01_pose.ipynb #17bf2e1f
 def _grid(image_size, size, ss=1, device=None):
     "Centres of the cells of a (h*ss, w*ss) grid in pixels of `image_size`: (h*ss*w*ss, 2) as (x, y)."
     (H, W), (h, w) = image_size, size
@@ -328,10 +328,16 @@ def _draw(kps, spec, p, scale, min_vis):
     "Rasterise one part spec for a batch of COCO keypoints (B,17,3) at points p (P,2) -> (B,P) bool."
     vis = kps[..., 2] > min_vis
     out = torch.zeros(kps.shape[0], p.shape[0], dtype=torch.bool, device=kps.device)
-    if spec.get("segs"):
+    if spec.get("segs"):                                                          # capsules between two visible joints
         i, j = torch.tensor([s[0] for s in spec["segs"]]), torch.tensor([s[1] for s in spec["segs"]])
         r = torch.tensor([s[2] for s in spec["segs"]], dtype=kps.dtype, device=kps.device)[None] * scale[:, None]
         out |= _in_capsules(p, kps[:, i, :2], kps[:, j, :2], r, vis[:, i] & vis[:, j])
+    if spec.get("chain"):                                                         # capsules, or a disc at the one visible end
+        i, j = torch.tensor([s[0] for s in spec["chain"]]), torch.tensor([s[1] for s in spec["chain"]])
+        r = torch.tensor([s[2] for s in spec["chain"]], dtype=kps.dtype, device=kps.device)[None] * scale[:, None]
+        vi, vj = vis[:, i, None], vis[:, j, None]
+        a = torch.where(vi, kps[:, i, :2], kps[:, j, :2]); b = torch.where(vj, kps[:, j, :2], kps[:, i, :2])
+        out |= _in_capsules(p, a, b, r, (vi | vj)[..., 0])
     if spec.get("tris"):
         t = torch.tensor(spec["tris"])                                            # (T,3)
         out |= _in_triangles(p, kps[:, t, :2], vis[:, t].all(-1))
@@ -350,21 +356,23 @@ def _as_batch(keypoints, layout="coco17"):
     k = torch.as_tensor(keypoints).float()
     return (k[None], True) if k.ndim == 2 else (k, False)
 
-# %% ../nbs/01_pose.ipynb #138f2f1c
+# %% ../nbs/01_pose.ipynb #d7a6468b
 def sda_part_masks(
     keypoints, # (17, 3) or (B, 17, 3) COCO keypoints (x, y, visibility) in pixels of `image_size`
     image_size:tuple, # (H, W) of the image the keypoints live in
     size:tuple|None=None, # (h, w) of the masks, e.g. a feature map's; default `image_size`
-    soft:bool=False, # each cell holds its covered fraction (4x4 sub-samples) instead of 0/1
+    soft:bool=False, # each cell holds its covered fraction (estimated on subsamples x subsamples points) instead of 0/1
     min_vis:float=0., # a joint counts as visible when its visibility > min_vis
     layout:str="coco17", # layout of `keypoints` (converted to COCO-17)
+    subsamples:int=4, # points per cell side used when `soft`
     chunk:int=16, # poses rasterised at once (bounds memory for big batches)
 )->torch.Tensor:
     "The six SDA body parts (SDA_PARTS order) as float masks (6, h, w), or (B, 6, h, w) for a batch."
     kps, single = _as_batch(keypoints, layout)
     H, W = _check_size(image_size, "image_size")
     h, w = _check_size(size, "size") if size is not None else (H, W)
-    ss = 4 if soft else 1
+    if soft and (not isinstance(subsamples, int) or subsamples < 1): raise ValueError(f"subsamples must be a positive integer, got {subsamples!r}")
+    ss = subsamples if soft else 1
     p = _grid((H, W), (h, w), ss, kps.device)
     outs = []
     for k in kps.split(chunk):
@@ -374,14 +382,17 @@ def sda_part_masks(
     m = torch.cat(outs) if outs else torch.zeros(0, 6, h, w)
     return m[0] if single else m
 
+@functools.lru_cache(maxsize=32)
+def _canonical_sda_masks(size, soft): return sda_part_masks(canonical_pose("coco17"), (256, 128), size, soft=soft)
+
 def canonical_sda_masks(
     size:tuple=(256, 128), # (h, w) of the masks
     soft:bool=False, # covered fraction per cell instead of 0/1
 )->torch.Tensor:
-    "SDA part masks (6, h, w) of the canonical pose of a 256x128 crop, at resolution `size`."
-    return sda_part_masks(canonical_pose("coco17"), (256, 128), size, soft=soft)
+    "SDA part masks (6, h, w) of the canonical pose of a 256x128 crop, at resolution `size` (computed once per size)."
+    return _canonical_sda_masks(_check_size(size), bool(soft)).clone()
 
-# %% ../nbs/01_pose.ipynb #08179a78
+# %% ../nbs/01_pose.ipynb #48d4ab42
 _LABEL_SPECS = [  # painted in this order: later parts cover earlier ones
     ("torso", _SDA_SPECS["torso"]),
     ("upper_leg", dict(segs=_segs(("left_hip", "left_knee"), ("right_hip", "right_knee"), r=_R_LEG))),
@@ -417,7 +428,7 @@ def part_label_map(
     lab = lab.reshape(-1, h, w)
     return lab[0] if single else lab
 
-# %% ../nbs/01_pose.ipynb #bcfa2d91
+# %% ../nbs/01_pose.ipynb #2496140c
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 def list_images(
@@ -467,7 +478,7 @@ def load_keypoint_cache(
         raise ValueError(f"keypoint cache {str(path)!r} holds {len(names)} names but keypoints of shape {kps.shape}")
     return {n: k.astype(np.float32) for n, k in zip(names, kps)}
 
-# %% ../nbs/01_pose.ipynb #bd80f14d
+# %% ../nbs/01_pose.ipynb #cc3288f1
 def keypoint_rcnn(
     weights=None, # torchvision weights enum (or its name), state_dict path, state dict, nn.Module, or None (random)
     min_size:int=256, # shorter image side the model resizes to
@@ -510,7 +521,7 @@ def _best_person(out:dict)->np.ndarray:
     xy, s = out["keypoints"][i, :, :2], out["keypoints_scores"][i].sigmoid()
     return torch.cat([xy, s[:, None]], 1).float().cpu().numpy()
 
-# %% ../nbs/01_pose.ipynb #d11f2e6e
+# %% ../nbs/01_pose.ipynb #66363cc1
 def estimate_keypoints(
     images, # a folder (searched recursively) or a list of image paths
     weights=None, # see `keypoint_rcnn`: weights enum, state_dict path/dict, model, or None (random, tests only)
