@@ -6,7 +6,7 @@
 __all__ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM', 'register_model',
            'list_models', 'build_model', 'ReIDBaseline']
 
-# %% ../nbs/06_baseline.ipynb #ab5e0108
+# %% ../nbs/06_baseline.ipynb #15bf022e
 import re
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-# %% ../nbs/06_baseline.ipynb #94b141b8
+# %% ../nbs/06_baseline.ipynb #a7cf32bd
 RESNET_SPECS = {'resnet18': (BasicBlock, (2, 2, 2, 2)), 'resnet34': (BasicBlock, (3, 4, 6, 3)),
                 'resnet50': (Bottleneck, (3, 4, 6, 3)), 'resnet101': (Bottleneck, (3, 4, 23, 3))}
 STAGES = ('layer1', 'layer2', 'layer3', 'layer4')
@@ -36,7 +36,7 @@ def parse_backbone_name(
     if w < 4 or w % 4: raise ValueError(f"width must be a positive multiple of 4, got {w}")
     return arch, w
 
-# %% ../nbs/06_baseline.ipynb #95037577
+# %% ../nbs/06_baseline.ipynb #81269846
 def _read_state_dict(
     pretrained, # A torchvision `WeightsEnum` member, or a path (str/Path) to a saved state dict
 )->dict:
@@ -63,8 +63,10 @@ def load_backbone_state(
     "Load `pretrained` into `module`, failing loudly on any missing, unexpected or mis-shaped key."
     sd = _read_state_dict(pretrained)
     sd = {(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}
-    sd = {k: v for k, v in sd.items() if not k.startswith(tuple(ignore))}
     own = {k: v for k, v in module.state_dict().items() if not k.startswith(tuple(skip_own))}
+    if not any(k in own for k in sd) and any(k.startswith('backbone.') for k in sd):   # a whole re-ID model's state dict
+        sd = {k[9:]: v for k, v in sd.items() if k.startswith('backbone.')}
+    sd = {k: v for k, v in sd.items() if not k.startswith(tuple(ignore) + tuple(skip_own))}
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
     if missing or unexpected or shapes:
@@ -77,7 +79,7 @@ def load_backbone_state(
     module.load_state_dict(sd, strict=False)
     return module
 
-# %% ../nbs/06_baseline.ipynb #dcd13ef1
+# %% ../nbs/06_baseline.ipynb #6beb72da
 def _init_resnet(m:nn.Module):
     "torchvision's ResNet initialisation: Kaiming-normal (fan_out) convolutions, BN weight 1 and bias 0."
     for mod in m.modules():
@@ -173,7 +175,7 @@ class ResNetBackbone(nn.Module):
             if maps is not None: maps[stage] = x
         return maps if return_maps else x
 
-# %% ../nbs/06_baseline.ipynb #922cae02
+# %% ../nbs/06_baseline.ipynb #bd4569d9
 class GeM(nn.Module):
     "Generalised-mean pooling $(\\frac{1}{HW}\\sum x^p)^{1/p}$ with a learnable exponent $p$."
     def __init__(self,
@@ -193,7 +195,7 @@ class GeM(nn.Module):
 
     def extra_repr(self): return f"p={float(self.p):.3f}, eps={self.eps}"
 
-# %% ../nbs/06_baseline.ipynb #d86b24e0
+# %% ../nbs/06_baseline.ipynb #99dca123
 _MODELS = {}
 
 def register_model(
@@ -222,7 +224,7 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; registered models are: {', '.join(list_models()) or '(none)'}")
     return _MODELS[name](num_classes, **kwargs)
 
-# %% ../nbs/06_baseline.ipynb #a486e183
+# %% ../nbs/06_baseline.ipynb #87b0fcb3
 def _weights_init_kaiming(m:nn.Module):
     "Luo et al.'s init for the neck: Kaiming (fan_out) linear layers, BN weight 1 and bias 0."
     if isinstance(m, nn.Linear):
