@@ -9,7 +9,7 @@ __all__ = ['COCO17', 'OPENPOSE18', 'MPII14', 'LAYOUTS', 'FLIP_PAIRS_COCO17', 'SK
            'sda_part_masks', 'canonical_sda_masks', 'part_label_map', 'list_images', 'save_keypoint_cache',
            'load_keypoint_cache', 'keypoint_rcnn', 'estimate_keypoints']
 
-# %% ../nbs/01_pose.ipynb #d3cef57a
+# %% ../nbs/01_pose.ipynb #e74f5a01
 import functools, os, warnings
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import torch
 
 from .core import default_device
 
-# %% ../nbs/01_pose.ipynb #c540456a
+# %% ../nbs/01_pose.ipynb #09be8a41
 COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear",
           "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
           "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
@@ -30,7 +30,7 @@ MPII14 = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "le
           "neck", "head_top")
 LAYOUTS = {"coco17": COCO17, "openpose18": OPENPOSE18, "mpii14": MPII14}
 
-# %% ../nbs/01_pose.ipynb #e35c08a9
+# %% ../nbs/01_pose.ipynb #cf847ba3
 def flip_pairs(
     layout:str="coco17", # keypoint layout
 )->tuple:
@@ -44,7 +44,7 @@ def _layout(layout):
 
 FLIP_PAIRS_COCO17 = flip_pairs("coco17")
 
-# %% ../nbs/01_pose.ipynb #a887c925
+# %% ../nbs/01_pose.ipynb #aae05ddf
 def _check_kps(kps, layout, name="keypoints"):
     names = _layout(layout)
     if not isinstance(kps, (np.ndarray, torch.Tensor)):
@@ -60,7 +60,7 @@ def _check_size(size, name="size"):
     if H <= 0 or W <= 0: raise ValueError(f"{name} must be a pair (H, W) of positive integers, got {size!r}")
     return H, W
 
-# %% ../nbs/01_pose.ipynb #39e31ef0
+# %% ../nbs/01_pose.ipynb #5c7dc73a
 _DERIVED = {"neck": {"left_shoulder": .5, "right_shoulder": .5},
             "head_top": {"left_eye": .75, "right_eye": .75, "neck": -.5},
             "nose": {"neck": .45, "head_top": .55}}
@@ -89,7 +89,7 @@ def conversion_matrix(
         for k, w in r.items(): W[i, s.index(k)], S[i, s.index(k)] = w, True
     return W, S
 
-# %% ../nbs/01_pose.ipynb #69259329
+# %% ../nbs/01_pose.ipynb #751a557d
 def convert_keypoints(
     kps, # (K, 3) or (B, K, 3) keypoints (x, y, visibility) in layout `src`, numpy or torch
     src:str, # source layout: "coco17", "openpose18" or "mpii14"
@@ -107,7 +107,7 @@ def convert_keypoints(
     if is_t: return torch.as_tensor(out, dtype=kps.dtype if kps.is_floating_point() else torch.float32, device=kps.device)
     return out.astype(kps.dtype if np.issubdtype(kps.dtype, np.floating) else np.float32)
 
-# %% ../nbs/01_pose.ipynb #53e44ce8
+# %% ../nbs/01_pose.ipynb #63540d63
 _CANON_COCO17 = np.array([  # (x, y) in a 256x128 crop, front view: the person's left is on the image right
     (64, 30), (69, 25), (59, 25), (75, 28), (53, 28),                 # nose, eyes, ears
     (86, 56), (42, 56), (91, 94), (37, 94), (93, 128), (35, 128),     # shoulders, elbows, wrists
@@ -124,7 +124,7 @@ def canonical_pose(
                           np.full((17, 1), 2, np.float32)], 1)
     return convert_keypoints(kps, "coco17", layout).astype(np.float32)
 
-# %% ../nbs/01_pose.ipynb #65f378e6
+# %% ../nbs/01_pose.ipynb #3342651a
 SKELETON_COCO17 = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),
                    (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 
@@ -161,7 +161,7 @@ def plot_pose(
     if title: ax.set_title(title, fontsize=8)
     return ax
 
-# %% ../nbs/01_pose.ipynb #0af7b6ce
+# %% ../nbs/01_pose.ipynb #8c223d47
 def fill_missing_keypoints(
     kps, # (K, 3) or (B, K, 3) keypoints (x, y, visibility or confidence), numpy or torch
     layout:str="coco17", # layout of `kps`
@@ -190,7 +190,7 @@ def fill_missing_keypoints(
     if is_t: return torch.as_tensor(x, dtype=kps.dtype if kps.is_floating_point() else torch.float32, device=kps.device)
     return x.astype(kps.dtype if np.issubdtype(np.asarray(kps).dtype, np.floating) else np.float32)
 
-# %% ../nbs/01_pose.ipynb #ff082829
+# %% ../nbs/01_pose.ipynb #f06fa57a
 REGION_NAMES = ("whole_body", "head", "upper_body", "upper_leg", "lower_leg")
 REGION_JOINTS = (
     OPENPOSE18,
@@ -234,7 +234,7 @@ def body_regions(
     if is_t: return torch.as_tensor(out, dtype=kps.dtype if kps.is_floating_point() else torch.float32, device=kps.device)
     return out.astype(np.float32)
 
-# %% ../nbs/01_pose.ipynb #d191d985
+# %% ../nbs/01_pose.ipynb #994fe964
 def region_masks(
     boxes, # (N, 4) or (B, N, 4) boxes (x1, y1, x2, y2) in pixels of `image_size`, e.g. from `body_regions`
     image_size:tuple, # (H, W) of the image the boxes live in
@@ -251,7 +251,7 @@ def region_masks(
     inx = (xs >= b[..., 0, None]) & (xs <= b[..., 2, None])                       # (..., N, w)
     return (iny[..., :, None] & inx[..., None, :]).float()
 
-# %% ../nbs/01_pose.ipynb #2c177933
+# %% ../nbs/01_pose.ipynb #f6fde173
 SDA_PARTS = ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
 PART_NAMES = ("background", "head", "upper_arm", "lower_arm", "torso", "upper_leg", "lower_leg", "foot")
 
@@ -283,7 +283,7 @@ _SDA_SPECS = {
     "right_leg": dict(chain=_limb("right_hip", "right_knee", "right_ankle", _R_LEG)),
 }
 
-# %% ../nbs/01_pose.ipynb #e5781873
+# %% ../nbs/01_pose.ipynb #44cfcdde
 def person_scale(
     kps:torch.Tensor, # (B, 17, 3) COCO keypoints in pixels
     image_size:tuple, # (H, W) of the image the keypoints live in
@@ -298,7 +298,7 @@ def person_scale(
     s = torch.where(ok, L / L0, torch.full_like(L, float('nan'))).nanmedian(dim=1).values
     return torch.where(torch.isnan(s), torch.full_like(s, image_size[0] / 256), s)
 
-# %% ../nbs/01_pose.ipynb #17bf2e1f
+# %% ../nbs/01_pose.ipynb #6d9a7567
 def _grid(image_size, size, ss=1, device=None):
     "Centres of the cells of a (h*ss, w*ss) grid in pixels of `image_size`: (h*ss*w*ss, 2) as (x, y)."
     (H, W), (h, w) = image_size, size
@@ -356,7 +356,7 @@ def _as_batch(keypoints, layout="coco17"):
     k = torch.as_tensor(keypoints).float()
     return (k[None], True) if k.ndim == 2 else (k, False)
 
-# %% ../nbs/01_pose.ipynb #d7a6468b
+# %% ../nbs/01_pose.ipynb #84b9b50c
 def sda_part_masks(
     keypoints, # (17, 3) or (B, 17, 3) COCO keypoints (x, y, visibility) in pixels of `image_size`
     image_size:tuple, # (H, W) of the image the keypoints live in
@@ -392,7 +392,7 @@ def canonical_sda_masks(
     "SDA part masks (6, h, w) of the canonical pose of a 256x128 crop, at resolution `size` (computed once per size)."
     return _canonical_sda_masks(_check_size(size), bool(soft)).clone()
 
-# %% ../nbs/01_pose.ipynb #48d4ab42
+# %% ../nbs/01_pose.ipynb #f17afcd6
 _LABEL_SPECS = [  # painted in this order: later parts cover earlier ones
     ("torso", _SDA_SPECS["torso"]),
     ("upper_leg", dict(segs=_segs(("left_hip", "left_knee"), ("right_hip", "right_knee"), r=_R_LEG))),
@@ -428,7 +428,7 @@ def part_label_map(
     lab = lab.reshape(-1, h, w)
     return lab[0] if single else lab
 
-# %% ../nbs/01_pose.ipynb #2496140c
+# %% ../nbs/01_pose.ipynb #fbb839dc
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 def list_images(
@@ -478,7 +478,7 @@ def load_keypoint_cache(
         raise ValueError(f"keypoint cache {str(path)!r} holds {len(names)} names but keypoints of shape {kps.shape}")
     return {n: k.astype(np.float32) for n, k in zip(names, kps)}
 
-# %% ../nbs/01_pose.ipynb #cc3288f1
+# %% ../nbs/01_pose.ipynb #d976ec31
 def keypoint_rcnn(
     weights=None, # torchvision weights enum (or its name), state_dict path, state dict, nn.Module, or None (random)
     min_size:int=256, # shorter image side the model resizes to
@@ -521,7 +521,7 @@ def _best_person(out:dict)->np.ndarray:
     xy, s = out["keypoints"][i, :, :2], out["keypoints_scores"][i].sigmoid()
     return torch.cat([xy, s[:, None]], 1).float().cpu().numpy()
 
-# %% ../nbs/01_pose.ipynb #66363cc1
+# %% ../nbs/01_pose.ipynb #a50f9750
 def estimate_keypoints(
     images, # a folder (searched recursively) or a list of image paths
     weights=None, # see `keypoint_rcnn`: weights enum, state_dict path/dict, model, or None (random, tests only)
