@@ -11,9 +11,9 @@ __all__ = ['IMG_EXTS', 'DATASETS', 'FLIP_PERM_COCO17', 'IMAGENET_MEAN', 'IMAGENE
            'apply_pose_transform', 'ImageDataset', 'PKSampler', 'restricted_random_indices', 'dense_clip_indices',
            'VideoDataset']
 
-# %% ../nbs/03_data.ipynb #a4c1daf0
-import os, re, math, warnings
-from collections import Counter, defaultdict
+# %% ../nbs/03_data.ipynb #ea0d7e47
+import os, re
+from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple, Sequence, Mapping, Callable
 
@@ -27,7 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from .pose import COCO17, FLIP_PAIRS_COCO17
 
-# %% ../nbs/03_data.ipynb #e9266df8
+# %% ../nbs/03_data.ipynb #2b8972ab
 class ReIDItem(NamedTuple):
     "One crop (or one tracklet, when `frames` is set) of a re-ID dataset."
     path: str # Image file, or for a tracklet the name of the tracklet (its folder or frame prefix)
@@ -35,7 +35,7 @@ class ReIDItem(NamedTuple):
     camid: int # Camera, 0-based
     frames: tuple|None = None # Frame files of a tracklet in temporal order; `None` for an image
 
-# %% ../nbs/03_data.ipynb #8a39890b
+# %% ../nbs/03_data.ipynb #406ba778
 def _split_stats(items):
     "(number of ids, number of items, number of cameras, number of frames) of one split."
     pids = {it.pid for it in items}
@@ -77,7 +77,7 @@ class ReIDDataset:
         return '\n'.join(rows)
     __repr__ = summary
 
-# %% ../nbs/03_data.ipynb #c4ea65d9
+# %% ../nbs/03_data.ipynb #98e55204
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 class DatasetLayoutError(FileNotFoundError):
@@ -102,7 +102,7 @@ def _find_root(cls_name:str, # The parser, named in the error
     raise DatasetLayoutError(f"{cls_name}: '{best}' lacks {', '.join(missing)}; expected {', '.join(required)} "
                              f"in '{root}'{where}")
 
-# %% ../nbs/03_data.ipynb #e12f0d16
+# %% ../nbs/03_data.ipynb #55f1da59
 _MARKET_NAME = re.compile(r'^(-?\d+)_c(\d+)')
 
 def relabel(items:list, # Items whose pids may be any integers
@@ -136,7 +136,7 @@ def parse_market_folder(folder:str|Path, # A flat folder of crops named `{pid}_c
     if not items: raise ValueError(f"split folder '{folder}' holds only junk images (pid -1); nothing is left to use")
     return relabel(items) if relabel_pids else items
 
-# %% ../nbs/03_data.ipynb #a0a5640e
+# %% ../nbs/03_data.ipynb #5397e986
 class MarketLayout(ReIDDataset):
     "A dataset in the Market-1501 layout: `bounding_box_train/`, `query/`, `bounding_box_test/` of `{pid}_c{cam}...` crops."
     subdirs = ()
@@ -186,7 +186,7 @@ class CUHK03NP(MarketLayout):
         self.subdirs = (f'cuhk03-np/{kind}', f'CUHK03-NP/{kind}', kind)
         super().__init__(root, verify=verify, skip_bad=skip_bad)
 
-# %% ../nbs/03_data.ipynb #5f514fc7
+# %% ../nbs/03_data.ipynb #1d838c59
 class UnreadableImageError(OSError):
     "An image file exists in the dataset but cannot be decoded."
 
@@ -203,7 +203,7 @@ def read_image(path:str|Path)->Image.Image:
         with Image.open(path) as im: return im.convert('RGB')
     except Exception as e: raise UnreadableImageError(f"cannot read image '{path}': {type(e).__name__}: {e}") from e
 
-# %% ../nbs/03_data.ipynb #825449b5
+# %% ../nbs/03_data.ipynb #c8f8a999
 def parse_list_file(list_file:str|Path, # `relative/path.jpg label` per line
                     image_dir:str|Path, # The folder the relative paths start from
                     relabel_pids:bool=False, # Relabel to 0..N-1 (training split)
@@ -250,7 +250,7 @@ class MSMT17(ReIDDataset):
         super().__init__(relabel(train), parse_list_file(d/'list_query.txt', d/te),
                          parse_list_file(d/'list_gallery.txt', d/te), root=d)
 
-# %% ../nbs/03_data.ipynb #91bc2189
+# %% ../nbs/03_data.ipynb #45df0df6
 def _loadmat(path:Path, key:str)->np.ndarray:
     from scipy.io import loadmat
     try: m = loadmat(str(path))
@@ -312,7 +312,7 @@ class MARS(ReIDDataset):
             items.append(ReIDItem(str(home/frames[0][:4]/frames[0].rsplit('F', 1)[0]), int(pid), int(cam) - 1, paths))
         return items
 
-# %% ../nbs/03_data.ipynb #e877cf8b
+# %% ../nbs/03_data.ipynb #f589b473
 _DUKEV_NAME = re.compile(r'^(-?\d+)_?C(\d+)_?F(\d+)')
 
 def parse_tracklet_folders(folder:str|Path, # `<pid>/<tracklet>/<frames>` folders
@@ -354,7 +354,7 @@ class DukeMTMCVideoReID(ReIDDataset):
         super().__init__(parse_tracklet_folders(d/'train', True, min_seq_len), parse_tracklet_folders(d/'query', False, min_seq_len),
                          parse_tracklet_folders(d/'gallery', False, min_seq_len), root=d)
 
-# %% ../nbs/03_data.ipynb #978c77e8
+# %% ../nbs/03_data.ipynb #145b3adf
 def _norm(name:str)->str: return re.sub(r'[^a-z0-9]', '', str(name).lower())
 
 DATASETS = {'market1501': Market1501, 'dukemtmcreid': DukeMTMCreID, 'msmt17': MSMT17, 'cuhk03np': CUHK03NP,
@@ -407,7 +407,7 @@ def build_dataset(name_or_path:str|Path, # A dataset name (`market1501`, `Market
     raise ValueError(f"build_dataset: {name_or_path!r} is neither a known dataset ({', '.join(list(DATASETS) + ['synth', 'synth_video'])}) "
                      f"nor an existing folder")
 
-# %% ../nbs/03_data.ipynb #6730389f
+# %% ../nbs/03_data.ipynb #137ad2e7
 def flip_permutation(names:Sequence[str], # Keypoint names, left/right ones spelled `left_*`/`right_*`
                     )->list:
     "Index permutation that swaps every `left_*` keypoint with its `right_*` partner."
@@ -422,7 +422,7 @@ def flip_permutation(names:Sequence[str], # Keypoint names, left/right ones spel
 
 FLIP_PERM_COCO17 = flip_permutation(COCO17)
 
-# %% ../nbs/03_data.ipynb #c66c06a1
+# %% ../nbs/03_data.ipynb #5241d31a
 class KeypointVisibility(tv_tensors.TVTensor):
     "Per-keypoint visibility flags (…, K): geometric transforms pass them through, the pose flip permutes them."
     def __new__(cls, data, *, dtype=None, device=None, requires_grad=None):
@@ -472,7 +472,7 @@ class ImageOnlyErasing(v2.RandomErasing):
         if isinstance(inpt, (tv_tensors.KeyPoints, tv_tensors.Mask, tv_tensors.BoundingBoxes, KeypointVisibility)): return inpt
         return super().transform(inpt, params)
 
-# %% ../nbs/03_data.ipynb #0f7da237
+# %% ../nbs/03_data.ipynb #7fcba0a7
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -497,7 +497,7 @@ def build_transforms(size:tuple=(256, 128), # Output (H, W)
     if train and erase_p > 0: ts.append(ImageOnlyErasing(p=erase_p, scale=erase_scale, ratio=erase_ratio, value=0))
     return v2.Compose(ts)
 
-# %% ../nbs/03_data.ipynb #8bc7378c
+# %% ../nbs/03_data.ipynb #2ef795c0
 def _to_plain(x): return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x
 
 def apply_pose_transform(transform:Callable|None, # A v2 transform (dict-aware) or any image transform
@@ -528,7 +528,7 @@ def apply_pose_transform(transform:Callable|None, # A v2 transform (dict-aware) 
     if parts is not None: out['parts'] = _to_plain(sample['parts']).long()
     return out
 
-# %% ../nbs/03_data.ipynb #71a3d3f8
+# %% ../nbs/03_data.ipynb #b0699cba
 class ImageDataset(Dataset):
     "Images of a list of `ReIDItem`s as dicts `img`, `pid`, `camid`, `index` (+ `keypoints`, `parts`, `attrs` with annotations)."
     def __init__(self,
@@ -586,7 +586,7 @@ class ImageDataset(Dataset):
         out.update(pid=item.pid, camid=item.camid, index=i)
         return out
 
-# %% ../nbs/03_data.ipynb #4dfa3be5
+# %% ../nbs/03_data.ipynb #6bf43496
 class PKSampler(Sampler):
     "Batch sampler: every batch holds `p` distinct identities × `k` items; deterministic per seed and epoch; rank-disjoint identities."
     def __init__(self,
@@ -651,7 +651,7 @@ class PKSampler(Sampler):
     def __iter__(self): yield from (list(b) for b in self.plan())
     def __len__(self): return len(self.plan())
 
-# %% ../nbs/03_data.ipynb #60433769
+# %% ../nbs/03_data.ipynb #7d9425c1
 def restricted_random_indices(n:int, # Number of frames in the tracklet
                               seq_len:int, # T, frames to draw
                               rng:np.random.Generator|None=None, # Random generator (`None`: chunk starts, deterministic)
@@ -672,7 +672,7 @@ def dense_clip_indices(n:int, # Number of frames in the tracklet
     idx = list(range(n)) + [n - 1] * (-n % seq_len)
     return [idx[i:i + seq_len] for i in range(0, len(idx), seq_len)]
 
-# %% ../nbs/03_data.ipynb #994201bc
+# %% ../nbs/03_data.ipynb #f0363725
 class VideoDataset(Dataset):
     "Tracklets as clips: `img` (T,3,H,W) by restricted random sampling (train) or (S,T,3,H,W) dense clips (test)."
     def __init__(self,
