@@ -340,3 +340,51 @@ def test_loader_collates_pose_batches(tmp_path):
     b = next(iter(dl))
     assert b['img'].shape == (6, 3, 32, 16) and b['keypoints'].shape == (6, 17, 3) and b['parts'].shape == (6, 32, 16)
     assert type(b['img']) is torch.Tensor and b['pid'].tolist().count(b['pid'][0].item()) == 2
+
+
+# ---------------------------------------------------------------------------------------------- the synthetic world
+@pytest.fixture(scope='module')
+def synth_root(tmp_path_factory):
+    from reid_lit.synth import make_synth_reid
+    return make_synth_reid(tmp_path_factory.mktemp('synth'), num_train_ids=6, num_test_ids=5, num_cams=3, size=(64, 32),
+                           seed=1, video=True, tracklet_len=(3, 5))
+
+
+def test_synth_round_trip(synth_root):
+    "The generator's counts come back through Market1501 (images) and MARS (tracklets), annotations included."
+    from reid_lit.synth import synth_info, load_annotations
+    c = synth_info(synth_root)['counts']
+    m = Market1501(synth_root)
+    assert (len(m.train), m.num_train_pids) == (c['bounding_box_train']['images'], c['bounding_box_train']['ids'])
+    assert (len(m.query), len({i.pid for i in m.query})) == (c['query']['images'], c['query']['ids'])
+    g = c['bounding_box_test']
+    assert len(m.gallery) == g['images'] - g['junk'] and sum(i.pid == 0 for i in m.gallery) == g['distractors']
+    assert len({i.pid for i in m.gallery}) == g['ids']
+    v = MARS(synth_root)
+    for split in ('train', 'query', 'gallery'):
+        items = getattr(v, split)
+        assert (len(items), len({i.pid for i in items})) == (c['mars'][split]['tracklets'], c['mars'][split]['ids'])
+    assert sum(len(i.frames) for i in v.train) == c['mars']['train']['frames']
+    assert type(build_dataset(synth_root)) is Market1501 and type(build_dataset('synth_video', synth_root)) is MARS
+    ann = load_annotations(synth_root)
+    x = ImageDataset(m.train, build_transforms((64, 32), train=False), ann)[3]
+    assert x['keypoints'].shape == (17, 3) and x['parts'].shape == (64, 32) and x['attrs'].shape == (len(ann.attr_names),)
+    clip = VideoDataset(v.train, seq_len=4, transform=build_transforms((64, 32), train=False), annotations=ann, seed=0)[0]
+    assert clip['img'].shape == (4, 3, 64, 32) and clip['keypoints'].shape == (4, 17, 3) and clip['parts'].shape == (4, 64, 32)
+
+
+def test_synth_flip_is_exact(synth_root):
+    "With flip only: image and part map mirror exactly, x' = W-1-x, y unchanged, left/right labels swapped."
+    from torchvision.transforms import v2
+    from reid_lit.data import PoseHorizontalFlip
+    from reid_lit.synth import load_annotations
+    m, ann = Market1501(synth_root), load_annotations(synth_root)
+    plain = ImageDataset(m.train, None, ann)
+    flipped = ImageDataset(m.train, v2.Compose([PoseHorizontalFlip(p=1.0)]), ann)
+    for i in range(0, len(m.train), 7):
+        a, b = plain[i], flipped[i]
+        assert torch.equal(b['img'], a['img'].flip(-1)) and torch.equal(b['parts'], a['parts'].flip(-1))
+        ka, kb = a['keypoints'], b['keypoints']
+        for j, pj in enumerate(FLIP_PERM_COCO17):
+            assert kb[j, 2] == ka[pj, 2]
+            if ka[pj, 2] > 0: assert kb[j, 0] == 31 - ka[pj, 0] and kb[j, 1] == ka[pj, 1]
