@@ -35,7 +35,7 @@ class ReIDItem(NamedTuple):
     camid: int # Camera, 0-based
     frames: tuple|None = None # Frame files of a tracklet in temporal order; `None` for an image
 
-# %% ../nbs/03_data.ipynb #406ba778
+# %% ../nbs/03_data.ipynb #e75747c4
 def _split_stats(items):
     "(number of ids, number of items, number of cameras, number of frames) of one split."
     pids = {it.pid for it in items}
@@ -45,7 +45,6 @@ def _split_stats(items):
 
 class ReIDDataset:
     "Base of the parsers: `.train`, `.query`, `.gallery` lists of `ReIDItem`, counts and a summary table."
-    name = 'reid'
     video = False
     def __init__(self,
                  train:list, # Training items, pids relabelled 0..N-1
@@ -354,7 +353,7 @@ class DukeMTMCVideoReID(ReIDDataset):
         super().__init__(parse_tracklet_folders(d/'train', True, min_seq_len), parse_tracklet_folders(d/'query', False, min_seq_len),
                          parse_tracklet_folders(d/'gallery', False, min_seq_len), root=d)
 
-# %% ../nbs/03_data.ipynb #145b3adf
+# %% ../nbs/03_data.ipynb #06dc46b8
 def _norm(name:str)->str: return re.sub(r'[^a-z0-9]', '', str(name).lower())
 
 DATASETS = {'market1501': Market1501, 'dukemtmcreid': DukeMTMCreID, 'msmt17': MSMT17, 'cuhk03np': CUHK03NP,
@@ -367,18 +366,26 @@ _ALIASES = {'market': ('market1501', {}), 'market150115091': ('market1501', {}),
             'dukevideo': ('dukemtmcvideoreid', {}), 'dukev': ('dukemtmcvideoreid', {}),
             'dukemtmcvidreid': ('dukemtmcvideoreid', {}), 'dukevideoreid': ('dukemtmcvideoreid', {})}
 
-def recognise_layout(folder:str|Path)->str|None:
-    "The `DATASETS` key whose layout `folder` (or one of its sub-folders) has, or `None`."
-    folder = Path(folder)
-    for d in [folder] + sorted(p for p in folder.iterdir() if p.is_dir()):
-        has = lambda *names: all((d/n).exists() for n in names)
-        if has('bounding_box_train', 'bounding_box_test', 'query'):
-            return 'dukemtmcreid' if 'duke' in _norm(d.name) else 'market1501'
-        if has('list_train.txt', 'list_query.txt'): return 'msmt17'
-        if has('labeled/bounding_box_train') or has('detected/bounding_box_train'): return 'cuhk03np'
-        if has('bbox_train', 'bbox_test', 'info'): return 'mars'
-        if has('train', 'query', 'gallery'): return 'dukemtmcvideoreid'
+def _layout_of(d:Path)->str|None:
+    "The `DATASETS` key of the layout folder `d` has itself, or `None`."
+    has = lambda *names: all((d/n).exists() for n in names)
+    if has('bounding_box_train', 'bounding_box_test', 'query'): return 'dukemtmcreid' if 'duke' in _norm(d.name) else 'market1501'
+    if has('list_train.txt', 'list_query.txt'): return 'msmt17'
+    if has('labeled/bounding_box_train') or has('detected/bounding_box_train'): return 'cuhk03np'
+    if has('bbox_train', 'bbox_test', 'info'): return 'mars'
+    if has('train', 'query', 'gallery'): return 'dukemtmcvideoreid'
     return None
+
+def recognise_layout(folder:str|Path, # A dataset folder, or a folder holding exactly one dataset folder
+                    )->str|None:
+    "The `DATASETS` key whose layout `folder` (or its one dataset sub-folder) has; `None` if none, an error if several."
+    folder = Path(folder)
+    if (key := _layout_of(folder)) is not None: return key
+    found = {d.name: k for d in sorted(folder.iterdir()) if d.is_dir() and (k := _layout_of(d)) is not None}
+    if len(set(found.values())) > 1:
+        raise ValueError(f"'{folder}' holds several datasets ({', '.join(f'{n}/: {k}' for n, k in found.items())}); "
+                         f"pass one of these folders, or a name and root=")
+    return next(iter(found.values()), None)
 
 def build_dataset(name_or_path:str|Path, # A dataset name (`market1501`, `Market-1501`, `msmt17`, `synth`, ...) or a dataset folder
                   root:str|Path|None=None, # The folder for a named dataset

@@ -242,6 +242,10 @@ def test_build_dataset(tmp_path):
     with pytest.raises(ValueError, match='neither a known dataset'): build_dataset('imagenet')
     (tmp_path/'empty').mkdir()
     with pytest.raises(DatasetLayoutError, match='none of the known layouts'): build_dataset(tmp_path/'empty')
+    market_tree(tmp_path/'both'/'Market-1501-v15.09.15'); market_tree(tmp_path/'both'/'DukeMTMC-reID')
+    with pytest.raises(ValueError, match=r'holds several datasets \(DukeMTMC-reID/: dukemtmcreid, Market-1501-v15.09.15/: market1501\)'):
+        build_dataset(tmp_path/'both')
+    assert type(build_dataset('market', tmp_path/'both')) is Market1501
 
 
 # ---------------------------------------------------------------------------------------------- transforms
