@@ -1,0 +1,181 @@
+"""Benchmark reid_lit.metrics against the reference implementations, side by side, on this machine.
+
+    python scripts/bench_metrics.py                 # evaluation + re-ranking at Market-1501 size, MSMT17-size features
+    python scripts/bench_metrics.py --skip-msmt     # without the (minutes-long) MSMT17-size run
+    python scripts/bench_metrics.py --quick         # small sizes, to check the script itself
+
+References (never dependencies of reid_lit) are fetched into a cache folder ($REID_LIT_REF_CACHE or
+~/.cache/reid_lit/bench_refs): the fast-reid 1.4.0 wheel (its Cython `rank_cy.pyx` is compiled there,
+with Cython installed by `pip install --target` into the same cache, not into the environment) and the
+torchreid 0.2.5 sdist (`eval_market1501`, `re_ranking`). Every method runs in a fresh subprocess that
+loads the same inputs from .npy files and reports its wall time (inputs already loaded) and its peak
+resident memory (VmHWM, inputs included); the parent prints ratios and the largest differences.
+"""
+import argparse, json, os, platform, subprocess, sys, tarfile, tempfile, time, zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+CACHE = Path(os.environ.get('REID_LIT_REF_CACHE', Path.home()/'.cache'/'reid_lit'/'bench_refs'))
+
+# ---------------------------------------------------------------- references
+def _pip(*args, timeout=600):
+    r = subprocess.run([sys.executable, '-m', 'pip', *args], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0: raise RuntimeError(f"pip {' '.join(args)} failed:\n{r.stderr[-2000:]}")
+
+def prepare_references(cache:Path=CACHE)->dict:
+    "Download/extract fast-reid and torchreid, compile fast-reid's Cython evaluation; returns the folders to import from."
+    cache.mkdir(parents=True, exist_ok=True)
+    fr, tr, cy = cache/'fastreid', cache/'torchreid', cache/'cython'
+    if not (fr/'fastreid/evaluation/rank.py').exists():
+        _pip('download', '--no-deps', 'fastreid==1.4.0', '-d', str(fr), '-q')
+        with zipfile.ZipFile(next(fr.glob('fastreid-1.4.0-*.whl'))) as z:
+            z.extractall(fr, [m for m in z.namelist() if m.startswith('fastreid/evaluation/')])
+    if not (tr/'torchreid-0.2.5/torchreid/reid/metrics/rank.py').exists():
+        _pip('download', '--no-deps', '--no-binary', ':all:', 'torchreid==0.2.5', '-d', str(tr), '-q')
+        with tarfile.open(tr/'torchreid-0.2.5.tar.gz') as t:
+            t.extractall(tr, [m for m in t.getmembers() if '/torchreid/reid/' in m.name], filter='data')
+    build = cache/'rank_cy_build'
+    if not list(build.glob('rank_cy*.so')):
+        if not (cy/'Cython').exists(): _pip('install', '--target', str(cy), 'cython', 'setuptools', '-q')
+        build.mkdir(exist_ok=True)
+        (build/'rank_cy.pyx').write_text((fr/'fastreid/evaluation/rank_cylib/rank_cy.pyx').read_text())
+        (build/'setup.py').write_text(
+            "from setuptools import setup, Extension\nfrom Cython.Build import cythonize\nimport numpy as np\n"
+            "setup(ext_modules=cythonize([Extension('rank_cy', ['rank_cy.pyx'], include_dirs=[np.get_include()], "
+            "extra_compile_args=['-O3'])], language_level=3, quiet=True))\n")
+        env = dict(os.environ, PYTHONPATH=str(cy))
+        r = subprocess.run([sys.executable, 'setup.py', 'build_ext', '--inplace', '-q'], cwd=build, env=env, capture_output=True, text=True)
+        if r.returncode != 0: raise RuntimeError(f"compiling fast-reid's rank_cy.pyx failed:\n{r.stderr[-2000:]}")
+    return {'rank_cy': str(build), 'torchreid_rank': str(tr/'torchreid-0.2.5/torchreid/reid/metrics'),
+            'torchreid_rerank': str(tr/'torchreid-0.2.5/torchreid/reid/utils')}
+
+# ---------------------------------------------------------------- inputs
+def make_eval_inputs(folder:Path, Q:int, G:int, seed:int=0):
+    "Market-like labels (750 test ids + distractors, 6 cameras) and random distances without ties in any row."
+    rng = np.random.default_rng(seed)
+    ids = max(2, Q * 750 // 3368)
+    np.save(folder/'q_pids.npy', rng.integers(0, ids, Q)); np.save(folder/'g_pids.npy', rng.integers(0, ids + ids // 15, G))
+    np.save(folder/'q_camids.npy', rng.integers(0, 6, Q)); np.save(folder/'g_camids.npy', rng.integers(0, 6, G))
+    np.save(folder/'distmat.npy', (rng.permuted(np.tile(np.arange(G, dtype=np.float32), (Q, 1)), axis=1) + 0.5) / G)
+
+def make_rerank_inputs(folder:Path, Q:int, G:int, seed:int=0, dim:int=128):
+    "Distances between clustered random features (750 identities), float32, as a model would give them."
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    ids = max(2, Q * 750 // 3368)
+    centres = torch.randn(ids, dim, generator=g)
+    qf = centres[torch.randint(0, ids, (Q,), generator=g)] + torch.randn(Q, dim, generator=g)
+    gf = centres[torch.randint(0, ids, (G,), generator=g)] + torch.randn(G, dim, generator=g)
+    for name, (a, b) in {'q_g': (qf, gf), 'q_q': (qf, qf), 'g_g': (gf, gf)}.items():
+        np.save(folder/f'{name}.npy', torch.cdist(a, b).numpy())
+
+# ---------------------------------------------------------------- child side
+def _vmhwm_mb()->float:
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple):
+    "Run one method in this (fresh) process; write its numbers and timing to `out`."
+    L = lambda n: np.load(data/f'{n}.npy')
+    res = {}
+    if task.startswith('eval'):
+        args = [L(n) for n in ('distmat', 'q_pids', 'g_pids', 'q_camids', 'g_camids')]
+        base = _vmhwm_mb()
+        if task == 'eval_ref_cy':
+            sys.path.insert(0, refs['rank_cy']); from rank_cy import evaluate_cy
+            t = time.perf_counter(); cmc, all_AP, all_INP = evaluate_cy(*args, 50); el = time.perf_counter() - t
+            res = dict(cmc=np.asarray(cmc).tolist(), mAP=float(np.mean(all_AP)), mINP=float(np.mean(all_INP)))
+        elif task == 'eval_ref_py':
+            sys.path.insert(0, refs['torchreid_rank']); import warnings; warnings.simplefilter('ignore')
+            import rank as tr_rank
+            t = time.perf_counter(); cmc, mAP = tr_rank.eval_market1501(*args, 50); el = time.perf_counter() - t
+            res = dict(cmc=np.asarray(cmc).tolist(), mAP=float(mAP), mINP=None)
+        else:
+            from reid_lit.metrics import evaluate_rank
+            t = time.perf_counter(); r = evaluate_rank(*args, max_rank=50); el = time.perf_counter() - t
+            res = dict(cmc=r.cmc.tolist(), mAP=r.mAP, mINP=r.mINP)
+    elif task.startswith('rerank'):
+        args = [L(n) for n in ('q_g', 'q_q', 'g_g')]
+        base = _vmhwm_mb()
+        if task == 'rerank_ref':
+            sys.path.insert(0, refs['torchreid_rerank']); from rerank import re_ranking
+        else:
+            from reid_lit.metrics import re_ranking
+        t = time.perf_counter(); final = re_ranking(*args, k1=20, k2=6, lambda_value=0.3); el = time.perf_counter() - t
+        np.save(out.with_suffix('.npy'), final)
+    elif task == 'msmt_ours':
+        import torch
+        from reid_lit.metrics import evaluate_features
+        Q, G, D = msmt
+        g = torch.Generator().manual_seed(0)
+        qf, gf = torch.randn(Q, D, generator=g), torch.randn(G, D, generator=g)
+        ids = max(2, Q * 3060 // 11659)
+        qp, gp = torch.randint(0, ids, (Q,), generator=g), torch.randint(0, ids, (G,), generator=g)
+        qc, gc = torch.randint(0, 15, (Q,), generator=g), torch.randint(0, 15, (G,), generator=g)
+        base = _vmhwm_mb()
+        t = time.perf_counter(); r = evaluate_features(qf, gf, qp, gp, qc, gc, metric='cosine'); el = time.perf_counter() - t
+        res = dict(cmc=r.cmc.tolist(), mAP=r.mAP, mINP=r.mINP, num_valid=r.num_valid)
+    out.write_text(json.dumps(dict(res, seconds=el, peak_mb=_vmhwm_mb(), inputs_mb=base)))
+
+def child(task, data, refs, msmt=(0, 0, 0), timeout=3600):
+    out = Path(data)/f'{task}.json'
+    cmd = [sys.executable, str(HERE), '--child', task, '--data', str(data), '--refs', json.dumps(refs), '--msmt', ','.join(map(str, msmt))]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0: raise RuntimeError(f"{task} failed:\n{r.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+# ---------------------------------------------------------------- parent side
+def machine()->str:
+    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+    mem = next((int(l.split()[1]) / 2**20 for l in open('/proc/meminfo') if l.startswith('MemTotal')), 0)
+    import torch
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM; Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+def row(name, ref, ours, diffs):
+    ratio = ref['seconds'] / ours['seconds']
+    print(f"| {name} | {ref['seconds']:.2f} s | {ours['seconds']:.2f} s | **{ratio:.1f}×** | "
+          f"{ref['peak_mb']:.0f} MB | {ours['peak_mb']:.0f} MB | {ref['peak_mb'] - ref['inputs_mb']:.0f} / {ours['peak_mb'] - ours['inputs_mb']:.0f} MB | {diffs} |")
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--quick', action='store_true', help='small sizes (checks the script, numbers mean little)')
+    p.add_argument('--skip-msmt', action='store_true', help='skip the MSMT17-size evaluate_features run')
+    p.add_argument('--torchreid-python', action='store_true', help="also time torchreid's pure-Python eval_market1501 (about a minute)")
+    p.add_argument('--child'); p.add_argument('--data'); p.add_argument('--refs'); p.add_argument('--msmt')
+    a = p.parse_args()
+    if a.child:
+        return run_task(a.child, Path(a.data), Path(a.data)/f'{a.child}.json', json.loads(a.refs), tuple(int(x) for x in a.msmt.split(',')))
+    Q, G = (400, 2000) if a.quick else (3368, 15913)
+    msmt = (600, 4000, 256) if a.quick else (11659, 82161, 2048)
+    print(f"# reid_lit.metrics benchmark, {time.strftime('%Y-%m-%d %H:%M')}\n\n{machine()}\n")
+    t = time.perf_counter(); refs = prepare_references(); print(f"references ready in {time.perf_counter() - t:.1f} s ({CACHE})\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        print("| task | reference | ours | speed-up | reference peak RSS | our peak RSS | extra over inputs (ref / ours) | max abs difference |")
+        print("|---|---|---|---|---|---|---|---|")
+        make_eval_inputs(tmp, Q, G)
+        ref, ours = child('eval_ref_cy', tmp, refs), child('eval_ours', tmp, refs)
+        dc = np.abs(np.array(ref['cmc']) - np.array(ours['cmc'])).max()
+        row(f"evaluate_rank {Q}×{G} vs fast-reid evaluate_cy (Cython)", ref, ours,
+            f"CMC {dc:.1e}, mAP {abs(ref['mAP'] - ours['mAP']):.1e}, mINP {abs(ref['mINP'] - ours['mINP']):.1e}")
+        if a.torchreid_python:
+            refp = child('eval_ref_py', tmp, refs)
+            row(f"evaluate_rank {Q}×{G} vs torchreid eval_market1501 (Python)", refp, ours,
+                f"CMC {np.abs(np.array(refp['cmc']) - np.array(ours['cmc'])).max():.1e}, mAP {abs(refp['mAP'] - ours['mAP']):.1e}")
+        for f in tmp.glob('*.npy'): f.unlink()
+        make_rerank_inputs(tmp, Q, G)
+        ref, ours = child('rerank_ref', tmp, refs), child('rerank_ours', tmp, refs)
+        diff = np.abs(np.load(tmp/'rerank_ref.npy') - np.load(tmp/'rerank_ours.npy')).max()
+        row(f"re_ranking {Q}×{G} (k1=20, k2=6) vs torchreid re_ranking (NumPy)", ref, ours, f"distances {diff:.1e}")
+        for f in tmp.glob('*.npy'): f.unlink()
+        if not a.skip_msmt:
+            m = child('msmt_ours', tmp, refs, msmt)
+            print(f"\nevaluate_features {msmt[0]}×{msmt[1]}, {msmt[2]}-d random features (cosine): {m['seconds']:.1f} s, "
+                  f"peak RSS {m['peak_mb']:.0f} MB = {m['peak_mb'] / 1024:.2f} GiB (features alone {m['inputs_mb']:.0f} MB); "
+                  f"mAP {100 * m['mAP']:.3f}% on {m['num_valid']} valid queries")
+
+if __name__ == '__main__': main()
