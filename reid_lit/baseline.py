@@ -6,7 +6,7 @@
 __all__ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM', 'register_model',
            'list_models', 'build_model', 'ReIDBaseline']
 
-# %% ../nbs/06_baseline.ipynb #15bf022e
+# %% ../nbs/06_baseline.ipynb #ff734de4
 import re
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-# %% ../nbs/06_baseline.ipynb #a7cf32bd
+# %% ../nbs/06_baseline.ipynb #05ae73ed
 RESNET_SPECS = {'resnet18': (BasicBlock, (2, 2, 2, 2)), 'resnet34': (BasicBlock, (3, 4, 6, 3)),
                 'resnet50': (Bottleneck, (3, 4, 6, 3)), 'resnet101': (Bottleneck, (3, 4, 23, 3))}
 STAGES = ('layer1', 'layer2', 'layer3', 'layer4')
@@ -36,7 +36,7 @@ def parse_backbone_name(
     if w < 4 or w % 4: raise ValueError(f"width must be a positive multiple of 4, got {w}")
     return arch, w
 
-# %% ../nbs/06_baseline.ipynb #81269846
+# %% ../nbs/06_baseline.ipynb #e0ddbb7f
 def _read_state_dict(
     pretrained, # A torchvision `WeightsEnum` member, or a path (str/Path) to a saved state dict
 )->dict:
@@ -79,7 +79,7 @@ def load_backbone_state(
     module.load_state_dict(sd, strict=False)
     return module
 
-# %% ../nbs/06_baseline.ipynb #6beb72da
+# %% ../nbs/06_baseline.ipynb #d4070256
 def _init_resnet(m:nn.Module):
     "torchvision's ResNet initialisation: Kaiming-normal (fan_out) convolutions, BN weight 1 and bias 0."
     for mod in m.modules():
@@ -175,7 +175,7 @@ class ResNetBackbone(nn.Module):
             if maps is not None: maps[stage] = x
         return maps if return_maps else x
 
-# %% ../nbs/06_baseline.ipynb #bd4569d9
+# %% ../nbs/06_baseline.ipynb #5fc466ed
 class GeM(nn.Module):
     "Generalised-mean pooling $(\\frac{1}{HW}\\sum x^p)^{1/p}$ with a learnable exponent $p$."
     def __init__(self,
@@ -184,18 +184,19 @@ class GeM(nn.Module):
                  learnable:bool=True, # Learn p with the rest of the model
                 ):
         super().__init__()
-        self.p = nn.Parameter(torch.tensor(float(p))) if learnable else torch.tensor(float(p))
+        if learnable: self.p = nn.Parameter(torch.tensor(float(p)))
+        else: self.register_buffer('p', torch.tensor(float(p)))                  # moves with .to(), saved in the state dict
         self.eps = eps
 
     def forward(self,
                 x:Tensor, # (B, C, H, W) feature map
                )->Tensor: # (B, C) pooled feature
-        p = self.p.to(x.device).clamp(min=1.)
+        p = self.p.clamp(min=1.)
         return x.float().clamp(min=self.eps).pow(p).mean((2, 3)).pow(1. / p).to(x.dtype)
 
     def extra_repr(self): return f"p={float(self.p):.3f}, eps={self.eps}"
 
-# %% ../nbs/06_baseline.ipynb #99dca123
+# %% ../nbs/06_baseline.ipynb #d832972f
 _MODELS = {}
 
 def register_model(
@@ -224,7 +225,7 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; registered models are: {', '.join(list_models()) or '(none)'}")
     return _MODELS[name](num_classes, **kwargs)
 
-# %% ../nbs/06_baseline.ipynb #87b0fcb3
+# %% ../nbs/06_baseline.ipynb #794abcec
 def _weights_init_kaiming(m:nn.Module):
     "Luo et al.'s init for the neck: Kaiming (fan_out) linear layers, BN weight 1 and bias 0."
     if isinstance(m, nn.Linear):

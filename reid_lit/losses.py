@@ -6,13 +6,13 @@
 __all__ = ['CrossEntropyLabelSmooth', 'pairwise_distance', 'hard_example_mining', 'TripletLoss', 'WeightedRegularizedTriplet',
            'CenterLoss']
 
-# %% ../nbs/05_losses.ipynb #7fe656bd
+# %% ../nbs/05_losses.ipynb #eb5e9873
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/05_losses.ipynb #830c2832
+# %% ../nbs/05_losses.ipynb #5841e5d5
 class CrossEntropyLabelSmooth(nn.Module):
     "Cross-entropy against the label-smoothed target $q = (1-\\epsilon)\\,\\text{onehot}(y) + \\epsilon/N$, averaged over the batch."
     def __init__(self,
@@ -38,7 +38,7 @@ class CrossEntropyLabelSmooth(nn.Module):
         q.scatter_(1, targets[:, None], 1 - self.epsilon + self.epsilon / self.num_classes)
         return -(q * logp).sum(1).mean()
 
-# %% ../nbs/05_losses.ipynb #5067f245
+# %% ../nbs/05_losses.ipynb #a74f57d5
 def pairwise_distance(
     x:Tensor, # (B, D) features
     y:Tensor|None=None, # (M, D) features; `None` means `x` itself
@@ -57,7 +57,7 @@ def pairwise_distance(
     if self_dist: d = d.masked_fill(torch.eye(len(x), dtype=torch.bool, device=x.device), 0.)  # exact zeros, no rounding
     return d
 
-# %% ../nbs/05_losses.ipynb #3022dbb4
+# %% ../nbs/05_losses.ipynb #ff1b4748
 def hard_example_mining(
     dist:Tensor, # (B, B) pairwise distances
     pids:Tensor, # (B,) identity labels
@@ -68,13 +68,13 @@ def hard_example_mining(
     d_an = dist.masked_fill(same, float('inf')).amin(1)                       # (B,) inf without negatives
     return d_ap, d_an
 
-# %% ../nbs/05_losses.ipynb #358928ab
+# %% ../nbs/05_losses.ipynb #fef4cb54
 def _check_feat_pids(feat, pids):
     if feat.ndim != 2: raise ValueError(f"feat must be a (B, D) tensor, got shape {tuple(feat.shape)}")
     if pids.ndim != 1 or pids.shape[0] != feat.shape[0]:
         raise ValueError(f"pids must be a (B,) tensor matching feat's batch size {feat.shape[0]}, got shape {tuple(pids.shape)}")
 
-# %% ../nbs/05_losses.ipynb #1ab208e1
+# %% ../nbs/05_losses.ipynb #d8f7f597
 class TripletLoss(nn.Module):
     "Batch-hard triplet loss (Hermans et al. 2017): hinge with `margin`, or the soft margin $\\log(1+e^{d_{ap}-d_{an}})$ when `margin=None`."
     def __init__(self,
@@ -105,7 +105,7 @@ class TripletLoss(nn.Module):
                                frac_active=(gap.detach() + (self.margin or 0) > 0).float().mean() if per.numel() else torch.tensor(0.))
         return (loss, self.last_stats) if return_stats else loss
 
-# %% ../nbs/05_losses.ipynb #00258cc5
+# %% ../nbs/05_losses.ipynb #27395e06
 def _masked_softmax(
     v:Tensor, # (B, B) scores
     mask:Tensor, # (B, B) bool, which entries take part
@@ -116,7 +116,7 @@ def _masked_softmax(
     e = (v - vmax).exp() * mask
     return e / e.sum(1, keepdim=True).clamp(min=1e-12)
 
-# %% ../nbs/05_losses.ipynb #b3f0d742
+# %% ../nbs/05_losses.ipynb #d047c320
 class WeightedRegularizedTriplet(nn.Module):
     "Softmax-weighted triplet with soft margin (AGW, Ye et al. 2021): no mining, no margin."
     def __init__(self,
@@ -145,7 +145,7 @@ class WeightedRegularizedTriplet(nn.Module):
         self.last_stats = dict(d_ap=d_ap.detach(), d_an=d_an.detach())
         return (loss, self.last_stats) if return_stats else loss
 
-# %% ../nbs/05_losses.ipynb #7d89bc38
+# %% ../nbs/05_losses.ipynb #a58eb86e
 class CenterLoss(nn.Module):
     "Mean squared distance of each feature to the learnable center of its identity (Wen et al. 2016)."
     def __init__(self,

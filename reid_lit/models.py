@@ -7,7 +7,7 @@ __all__ = ['count_params', 'forward_flops', 'model_costs', 'RESNET_SPECS', 'STAG
            'ResNetBackbone', 'GeM', 'register_model', 'list_models', 'build_model', 'ReIDBaseline', 'NonLocalBlock',
            'SDABlock', 'NonLocalResNet', 'SDAResNet']
 
-# %% ../nbs/19_models.ipynb #34b37971
+# %% ../nbs/19_models.ipynb #b6d73e83
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 import torch
@@ -15,12 +15,12 @@ import torch
 from .baseline import *
 from .sda import NonLocalBlock, SDABlock, NonLocalResNet, SDAResNet
 
-# %% ../nbs/19_models.ipynb #3722eda9
+# %% ../nbs/19_models.ipynb #85933307
 _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM',
          'register_model', 'list_models', 'build_model', 'ReIDBaseline',
          'NonLocalBlock', 'SDABlock', 'NonLocalResNet', 'SDAResNet']
 
-# %% ../nbs/19_models.ipynb #7328c2cb
+# %% ../nbs/19_models.ipynb #bcfe3cf9
 def count_params(
     model:nn.Module, # Any module
     trainable_only:bool=False, # Count only parameters with `requires_grad`

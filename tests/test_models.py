@@ -138,6 +138,17 @@ def test_pretrained_weights_enum_is_called_without_download():
     torch.testing.assert_close(bb.conv1.weight, w.sd['conv1.weight'])
 
 
+def test_pretrained_real_torchvision_enum(monkeypatch):
+    "A real `ResNet18_Weights` member goes through torchvision's loader (patched here: nothing is downloaded)."
+    import torchvision.models._api as api
+    sd, seen = torchvision.models.resnet18().state_dict(), []
+    monkeypatch.setattr(api, 'load_state_dict_from_url', lambda url, *a, **kw: seen.append((url, kw)) or sd)
+    w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    bb = ResNetBackbone('resnet18', pretrained=w)
+    assert seen == [(w.url, {'progress': True})]
+    torch.testing.assert_close(bb.layer3[1].bn2.running_var, sd['layer3.1.bn2.running_var'])
+
+
 def test_pretrained_errors(tmp_path):
     torch.save(ResNetBackbone(SMALL).state_dict(), tmp_path / 'small.pth')
     with pytest.raises(FileNotFoundError, match='does not exist'): ResNetBackbone(SMALL, pretrained=tmp_path / 'missing.pth')
