@@ -11,7 +11,7 @@ torchreid 0.2.5 sdist (`eval_market1501`, `re_ranking`). Every method runs in a 
 loads the same inputs from .npy files and reports its wall time (inputs already loaded) and its peak
 resident memory (VmHWM, inputs included); the parent prints ratios and the largest differences.
 """
-import argparse, json, os, platform, subprocess, sys, tarfile, tempfile, time, zipfile
+import argparse, json, os, platform, shutil, subprocess, sys, tarfile, tempfile, time, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +78,11 @@ def _vmhwm_mb()->float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple):
+def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple, threads:int=0):
     "Run one method in this (fresh) process; write its numbers and timing to `out`."
+    if not task.startswith(('eval_ref', 'rerank_ref')):
+        import torch, reid_lit.metrics                  # imported before the baseline: torch alone is ~0.7 GB resident
+    nt = threads or None                                # 0 -> num_threads=None: torch's own setting (all cores)
     L = lambda n: np.load(data/f'{n}.npy')
     res = {}
     if task.startswith('eval'):
@@ -96,7 +99,7 @@ def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple):
             res = dict(cmc=np.asarray(cmc).tolist(), mAP=float(mAP), mINP=None)
         else:
             from reid_lit.metrics import evaluate_rank
-            t = time.perf_counter(); r = evaluate_rank(*args, max_rank=50); el = time.perf_counter() - t
+            t = time.perf_counter(); r = evaluate_rank(*args, max_rank=50, num_threads=nt); el = time.perf_counter() - t
             res = dict(cmc=r.cmc.tolist(), mAP=r.mAP, mINP=r.mINP)
     elif task.startswith('rerank'):
         args = [L(n) for n in ('q_g', 'q_q', 'g_g')]
@@ -105,7 +108,7 @@ def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple):
             sys.path.insert(0, refs['torchreid_rerank']); from rerank import re_ranking
         else:
             from reid_lit.metrics import re_ranking
-        t = time.perf_counter(); final = re_ranking(*args, k1=20, k2=6, lambda_value=0.3); el = time.perf_counter() - t
+        t = time.perf_counter(); final = re_ranking(*args, k1=20, k2=6, lambda_value=0.3, **({} if task == 'rerank_ref' else {'num_threads': nt})); el = time.perf_counter() - t
         np.save(out.with_suffix('.npy'), final)
     elif task == 'msmt_ours':
         import torch
@@ -117,13 +120,14 @@ def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple):
         qp, gp = torch.randint(0, ids, (Q,), generator=g), torch.randint(0, ids, (G,), generator=g)
         qc, gc = torch.randint(0, 15, (Q,), generator=g), torch.randint(0, 15, (G,), generator=g)
         base = _vmhwm_mb()
-        t = time.perf_counter(); r = evaluate_features(qf, gf, qp, gp, qc, gc, metric='cosine'); el = time.perf_counter() - t
+        t = time.perf_counter(); r = evaluate_features(qf, gf, qp, gp, qc, gc, metric='cosine', num_threads=nt); el = time.perf_counter() - t
         res = dict(cmc=r.cmc.tolist(), mAP=r.mAP, mINP=r.mINP, num_valid=r.num_valid)
     out.write_text(json.dumps(dict(res, seconds=el, peak_mb=_vmhwm_mb(), inputs_mb=base)))
 
-def child(task, data, refs, msmt=(0, 0, 0), timeout=3600):
+def child(task, data, refs, msmt=(0, 0, 0), threads=0, timeout=3600):
     out = Path(data)/f'{task}.json'
-    cmd = [sys.executable, str(HERE), '--child', task, '--data', str(data), '--refs', json.dumps(refs), '--msmt', ','.join(map(str, msmt))]
+    cmd = [sys.executable, str(HERE), '--child', task, '--data', str(data), '--refs', json.dumps(refs),
+           '--msmt', ','.join(map(str, msmt)), '--threads', str(threads)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0: raise RuntimeError(f"{task} failed:\n{r.stderr[-3000:]}")
     return json.loads(out.read_text())
@@ -135,6 +139,8 @@ def machine()->str:
     import torch
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM; Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
+THREADS = {1: 'num_threads=1 (default)', 0: 'num_threads=None (torch: all cores)'}
+
 def row(name, ref, ours, diffs):
     ratio = ref['seconds'] / ours['seconds']
     print(f"| {name} | {ref['seconds']:.2f} s | {ours['seconds']:.2f} s | **{ratio:.1f}×** | "
@@ -144,38 +150,45 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='small sizes (checks the script, numbers mean little)')
     p.add_argument('--skip-msmt', action='store_true', help='skip the MSMT17-size evaluate_features run')
+    p.add_argument('--msmt-threads', type=int, default=0, help="torch threads for the MSMT17-size run (0: torch's setting, the default of evaluate_features)")
     p.add_argument('--torchreid-python', action='store_true', help="also time torchreid's pure-Python eval_market1501 (about a minute)")
-    p.add_argument('--child'); p.add_argument('--data'); p.add_argument('--refs'); p.add_argument('--msmt')
+    p.add_argument('--child'); p.add_argument('--data'); p.add_argument('--refs'); p.add_argument('--msmt'); p.add_argument('--threads', type=int, default=0)
     a = p.parse_args()
     if a.child:
-        return run_task(a.child, Path(a.data), Path(a.data)/f'{a.child}.json', json.loads(a.refs), tuple(int(x) for x in a.msmt.split(',')))
+        return run_task(a.child, Path(a.data), Path(a.data)/f'{a.child}.json', json.loads(a.refs), tuple(int(x) for x in a.msmt.split(',')), a.threads)
     Q, G = (400, 2000) if a.quick else (3368, 15913)
     msmt = (600, 4000, 256) if a.quick else (11659, 82161, 2048)
-    print(f"# reid_lit.metrics benchmark, {time.strftime('%Y-%m-%d %H:%M')}\n\n{machine()}\n")
+    print(f"# reid_lit.metrics benchmark, {time.strftime('%Y-%m-%d %H:%M')}\n\n{machine()}; load average {os.getloadavg()[0]:.1f} at start\n")
     t = time.perf_counter(); refs = prepare_references(); print(f"references ready in {time.perf_counter() - t:.1f} s ({CACHE})\n")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print("| task | reference | ours | speed-up | reference peak RSS | our peak RSS | extra over inputs (ref / ours) | max abs difference |")
         print("|---|---|---|---|---|---|---|---|")
         make_eval_inputs(tmp, Q, G)
-        ref, ours = child('eval_ref_cy', tmp, refs), child('eval_ours', tmp, refs)
-        dc = np.abs(np.array(ref['cmc']) - np.array(ours['cmc'])).max()
-        row(f"evaluate_rank {Q}×{G} vs fast-reid evaluate_cy (Cython)", ref, ours,
-            f"CMC {dc:.1e}, mAP {abs(ref['mAP'] - ours['mAP']):.1e}, mINP {abs(ref['mINP'] - ours['mINP']):.1e}")
+        ref = child('eval_ref_cy', tmp, refs)
+        for th in (1, 0):
+            ours = child('eval_ours', tmp, refs, threads=th)
+            dc = np.abs(np.array(ref['cmc']) - np.array(ours['cmc'])).max()
+            row(f"evaluate_rank {Q}×{G}, {THREADS[th]} vs fast-reid evaluate_cy (Cython)", ref, ours,
+                f"CMC {dc:.1e}, mAP {abs(ref['mAP'] - ours['mAP']):.1e}, mINP {abs(ref['mINP'] - ours['mINP']):.1e}")
         if a.torchreid_python:
             refp = child('eval_ref_py', tmp, refs)
-            row(f"evaluate_rank {Q}×{G} vs torchreid eval_market1501 (Python)", refp, ours,
+            row(f"evaluate_rank {Q}×{G}, {THREADS[th]} vs torchreid eval_market1501 (Python)", refp, ours,
                 f"CMC {np.abs(np.array(refp['cmc']) - np.array(ours['cmc'])).max():.1e}, mAP {abs(refp['mAP'] - ours['mAP']):.1e}")
         for f in tmp.glob('*.npy'): f.unlink()
         make_rerank_inputs(tmp, Q, G)
-        ref, ours = child('rerank_ref', tmp, refs), child('rerank_ours', tmp, refs)
-        diff = np.abs(np.load(tmp/'rerank_ref.npy') - np.load(tmp/'rerank_ours.npy')).max()
-        row(f"re_ranking {Q}×{G} (k1=20, k2=6) vs torchreid re_ranking (NumPy)", ref, ours, f"distances {diff:.1e}")
+        ref = child('rerank_ref', tmp, refs)
+        shutil.move(tmp/'rerank_ref.npy', tmp/'rerank_ref_out.npy')
+        for th in (1, 0):
+            ours = child('rerank_ours', tmp, refs, threads=th)
+            diff = np.abs(np.load(tmp/'rerank_ref_out.npy') - np.load(tmp/'rerank_ours.npy')).max()
+            row(f"re_ranking {Q}×{G}, k1=20, k2=6, {THREADS[th]} vs torchreid re_ranking (NumPy)", ref, ours, f"distances {diff:.1e}")
         for f in tmp.glob('*.npy'): f.unlink()
         if not a.skip_msmt:
-            m = child('msmt_ours', tmp, refs, msmt)
-            print(f"\nevaluate_features {msmt[0]}×{msmt[1]}, {msmt[2]}-d random features (cosine): {m['seconds']:.1f} s, "
+            m = child('msmt_ours', tmp, refs, msmt, threads=a.msmt_threads)
+            print(f"\nevaluate_features {msmt[0]}×{msmt[1]}, {msmt[2]}-d random features (cosine, num_threads={a.msmt_threads or None}): {m['seconds']:.1f} s, "
                   f"peak RSS {m['peak_mb']:.0f} MB = {m['peak_mb'] / 1024:.2f} GiB (features alone {m['inputs_mb']:.0f} MB); "
                   f"mAP {100 * m['mAP']:.3f}% on {m['num_valid']} valid queries")
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 if __name__ == '__main__': main()
