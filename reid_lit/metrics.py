@@ -7,7 +7,7 @@ __all__ = ['ranks_to_metrics', 'GalleryIndex', 'match_ranks', 'RankResult', 'tor
            'pairwise_distance', 'evaluate_features', 'k_reciprocal_mask', 'k_reciprocal_expansion', 'encode_neighbours',
            'query_expand', 'sum_of_minima', 're_ranking', 'jaccard_distance', 'plot_cmc', 'plot_ranked_list']
 
-# %% ../nbs/04_metrics.ipynb #2f31d331
+# %% ../nbs/04_metrics.ipynb #1fd3d985
 import math, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# %% ../nbs/04_metrics.ipynb #f13253ef
+# %% ../nbs/04_metrics.ipynb #71557a75
 def ranks_to_metrics(
     npos:Tensor, # (Q,) number of matches left for each query (0: skipped)
     ranks:Tensor, # (Q, M) float ranks (1-based) of each query's matches in increasing order; entries past `npos` are ignored
@@ -32,7 +32,7 @@ def ranks_to_metrics(
     first = r[:, 0] if r.shape[1] else r.new_zeros(0)
     return valid, ap, inp, first
 
-# %% ../nbs/04_metrics.ipynb #ac8b2490
+# %% ../nbs/04_metrics.ipynb #951e10ef
 class GalleryIndex:
     "The gallery's identities and cameras, grouped by identity so each query finds its same-identity images without a scan."
     def __init__(self,
@@ -54,7 +54,7 @@ class GalleryIndex:
         off = torch.arange(len(rows), device=q_pids.device) - (torch.cumsum(cnt, 0) - cnt)[rows]
         return rows, self.order[self.starts[k][rows] + off]
 
-# %% ../nbs/04_metrics.ipynb #0cb20504
+# %% ../nbs/04_metrics.ipynb #a2d3e82d
 def _order_safe_rows(d:Tensor)->tuple:
     "Check for NaN; replace rows holding ±inf by their stable ranks (same order and tie rule). Returns d, row min, row max."
     lo, hi = d.amin(1), d.amax(1)                                   # NaN propagates into both
@@ -125,7 +125,7 @@ def match_ranks(
     # r_j = j + c_0 + ... + c_{j-1}
     return npos, gaps[:, :M].cumsum(1).to(torch.float64) + torch.arange(1, M + 1, device=dev, dtype=torch.float64)
 
-# %% ../nbs/04_metrics.ipynb #1a2bda71
+# %% ../nbs/04_metrics.ipynb #14adf7e2
 @dataclass
 class RankResult:
     "Retrieval quality of one evaluation: CMC curve, mAP, mINP, and how many queries counted."
@@ -148,7 +148,7 @@ class RankResult:
         return (f"mAP {100*self.mAP:.2f}% | mINP {100*self.mINP:.2f}% | {rk} "
                 f"({self.protocol}; {self.num_valid} queries, {self.num_skipped} skipped)")
 
-# %% ../nbs/04_metrics.ipynb #6d285889
+# %% ../nbs/04_metrics.ipynb #92fb1e84
 def _as_tensor(x, name:str)->Tensor:
     if isinstance(x, Tensor): return x
     try: a = np.asarray(x)
@@ -206,7 +206,7 @@ def torch_threads(
     try: yield
     finally: torch.set_num_threads(old)
 
-# %% ../nbs/04_metrics.ipynb #57b3e9f4
+# %% ../nbs/04_metrics.ipynb #91a3258f
 class _RankAccumulator:
     "Collects per-query metrics chunk by chunk and summarises them into a `RankResult`."
     def __init__(self, G:int, rows:int, dtype, device, max_rank:int, protocol:str, gallery:GalleryIndex, repeats:int, seed:int):
@@ -261,7 +261,7 @@ def evaluate_rank(
         for s in range(0, Q, rows): acc.add(d[s:s + rows], qp[s:s + rows], qc[s:s + rows])
         return acc.result()
 
-# %% ../nbs/04_metrics.ipynb #cd0b66c0
+# %% ../nbs/04_metrics.ipynb #de555719
 def single_shot_cmc(
     d:Tensor, # (c, G) distances of a chunk of queries
     q_pids:Tensor, # (c,) int64 query identities
@@ -294,7 +294,7 @@ def single_shot_cmc(
         out += ((ahead[:, None] < ks[None]) & has[:, None]).sum(0).to(torch.float64)
     return out / repeats
 
-# %% ../nbs/04_metrics.ipynb #aed738cd
+# %% ../nbs/04_metrics.ipynb #adaf2d27
 def pairwise_distance(
     qf:Tensor, # (m, D) query features
     gf:Tensor, # (n, D) gallery features
@@ -311,7 +311,7 @@ def pairwise_distance(
         return out.mul_(-2).add_(q_norm[:, None].square()).add_(g_norm[None].square()).clamp_min_(0)
     return out.div_(q_norm.clamp_min(1e-12)[:, None]).div_(g_norm.clamp_min(1e-12)[None]).neg_().add_(1)
 
-# %% ../nbs/04_metrics.ipynb #ee0e9a3c
+# %% ../nbs/04_metrics.ipynb #ab703bf2
 def _check_features(x, name:str, device)->Tensor:
     t = _as_tensor(x, name)
     if t.dim() != 2: raise ValueError(f"{name} must be a 2-D (num_images, feature_dim) array, got shape {tuple(t.shape)}")
@@ -355,7 +355,7 @@ def evaluate_features(
             acc.add(pairwise_distance(q, gf, metric, out=buf[:len(q)], g_norm=g_norm), qp[s:s + rows], qc[s:s + rows])
         return acc.result()
 
-# %% ../nbs/04_metrics.ipynb #04e5d0cd
+# %% ../nbs/04_metrics.ipynb #82341768
 def k_reciprocal_mask(
     R:Tensor, # (N, ≥k+1) int64 neighbour table: R[i] lists i's nearest neighbours, nearest first (i itself usually first)
     k:int, # neighbourhood size (the first k+1 columns are used)
@@ -370,7 +370,7 @@ def k_reciprocal_mask(
         out[s:s + chunk] = (F[f] == me).any(-1)                           # F[f]: (c, k+1, k+1)
     return out
 
-# %% ../nbs/04_metrics.ipynb #16a21dcb
+# %% ../nbs/04_metrics.ipynb #2a82ea62
 def k_reciprocal_expansion(
     R:Tensor, # (N, ≥k1+1) int64 neighbour table, nearest first
     k1:int, # k of the k-reciprocal sets
@@ -394,7 +394,7 @@ def k_reciprocal_expansion(
     E = torch.cat(rows)
     return E[:, :int((E < N).sum(1).max())].contiguous()
 
-# %% ../nbs/04_metrics.ipynb #567f0eb1
+# %% ../nbs/04_metrics.ipynb #a5e1592a
 def encode_neighbours(
     E:Tensor, # (N, L) int64 members of each row's set, padded with N
     dist_at:Callable, # dist_at(i, j) -> original distances d(i, j) for index tensors i, j (float32)
@@ -433,7 +433,7 @@ def query_expand(
     cnt = torch.cat(cnts)
     return torch.cat([cnt.new_zeros(1), cnt.cumsum(0)]), torch.cat(cols), torch.cat(vals)
 
-# %% ../nbs/04_metrics.ipynb #02636058
+# %% ../nbs/04_metrics.ipynb #725eb0a9
 def sum_of_minima(
     Vq:tuple, # CSR (crow, col, val) whose rows s0..s1-1 are the "query" vectors
     Vt:tuple, # CSR (crow, col, val) whose rows t0..t0+nt-1 are the "target" vectors (same columns)
@@ -472,7 +472,7 @@ def sum_of_minima(
         yield s, e, T.view(e - s, nt)
         s = e
 
-# %% ../nbs/04_metrics.ipynb #b5527e8f
+# %% ../nbs/04_metrics.ipynb #2652072b
 def _rerank_inputs(q_g_dist, q_q_dist, g_g_dist)->tuple:
     qg, qq, gg = (_as_tensor(x, n) for x, n in ((q_g_dist, 'q_g_dist'), (q_q_dist, 'q_q_dist'), (g_g_dist, 'g_g_dist')))
     for t, n in ((qg, 'q_g_dist'), (qq, 'q_q_dist'), (gg, 'g_g_dist')):
@@ -545,7 +545,7 @@ def _re_ranking(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value, chunk_size):
         out.add_(T.neg_().add_(1), alpha=1 - lambda_value)                  # + (1 - lambda) * Jaccard distance
     return final.cpu().numpy() if is_numpy else final
 
-# %% ../nbs/04_metrics.ipynb #41514758
+# %% ../nbs/04_metrics.ipynb #8502a334
 def jaccard_distance(
     features, # (N, D) features (NumPy or torch, CPU or CUDA)
     k1:int=30, # k of the k-reciprocal sets
@@ -578,7 +578,7 @@ def _jaccard_distance(features, k1, k2, chunk_size):
     for s, e, T in sum_of_minima(Vqe, Vqe, (0, N), 0, N): out[s:e] = (1 - T / (2. - T)).clamp_min_(0)
     return out.cpu().numpy() if is_numpy else out
 
-# %% ../nbs/04_metrics.ipynb #45a802e2
+# %% ../nbs/04_metrics.ipynb #3f8af855
 def plot_cmc(
     results, # a RankResult, a (max_rank,) CMC array, or a dict {label: RankResult or CMC array}
     max_rank:int|None=None, # ranks to show (default: all)
@@ -601,7 +601,7 @@ def plot_cmc(
     ax.set_ylim(0, 101); ax.grid(alpha=.3); ax.legend(fontsize=8, loc='lower right')
     return ax
 
-# %% ../nbs/04_metrics.ipynb #b750a58b
+# %% ../nbs/04_metrics.ipynb #aea6dc53
 def _to_hwc(img, name:str)->np.ndarray:
     "An image (path, PIL image, (H,W,3)/(H,W) array, or (3,H,W) tensor) as a float (H, W, 3) array in [0, 1]."
     from PIL import Image

@@ -35,7 +35,9 @@ def prepare_references(cache:Path=CACHE)->dict:
     if not (tr/'torchreid-0.2.5/torchreid/reid/metrics/rank.py').exists():
         _pip('download', '--no-deps', '--no-binary', ':all:', 'torchreid==0.2.5', '-d', str(tr), '-q')
         with tarfile.open(tr/'torchreid-0.2.5.tar.gz') as t:
-            t.extractall(tr, [m for m in t.getmembers() if '/torchreid/reid/' in m.name], filter='data')
+            members = [m for m in t.getmembers() if '/torchreid/reid/' in m.name and m.isfile()]
+            try: t.extractall(tr, members, filter='data')
+            except TypeError: t.extractall(tr, members)                         # Python without extraction filters
     build = cache/'rank_cy_build'
     if not list(build.glob('rank_cy*.so')):
         if not (cy/'Cython').exists(): _pip('install', '--target', str(cy), 'cython', 'setuptools', '-q')

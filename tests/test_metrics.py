@@ -38,7 +38,10 @@ def _load(name:str, module:str):
         if archive.endswith('.whl'):
             with zipfile.ZipFile(path) as z: z.extractall(CACHE/name, [m for m in z.namelist() if m.startswith('fastreid/evaluation/')])
         else:
-            with tarfile.open(path) as t: t.extractall(CACHE/name, [m for m in t.getmembers() if '/torchreid/reid/' in m.name], filter='data')
+            with tarfile.open(path) as t:
+                members = [m for m in t.getmembers() if '/torchreid/reid/' in m.name and m.isfile()]
+                try: t.extractall(CACHE/name, members, filter='data')
+                except TypeError: t.extractall(CACHE/name, members)          # Python without extraction filters
     modspec = importlib.util.spec_from_file_location(f'_ref_{name}_{module}', out)
     mod = importlib.util.module_from_spec(modspec)
     with warnings.catch_warnings():
