@@ -13,7 +13,7 @@ __all__ = ['VIEWS', 'ATTR_NAMES', 'ATTR_GROUPS', 'TWIN_DETAILS', 'COLOURS', 'HEA
            'SynthAnnotations', 'load_annotations', 'synth_cache_dir', 'default_synth', 'overlay_parts',
            'show_annotated']
 
-# %% ../nbs/02_synth.ipynb #e828b75e
+# %% ../nbs/02_synth.ipynb #75193c0c
 import json, math, os, shutil, tempfile, zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace, asdict
@@ -24,7 +24,7 @@ from PIL import Image
 
 from .pose import COCO17, PART_NAMES, FLIP_PAIRS_COCO17
 
-# %% ../nbs/02_synth.ipynb #818c7ea4
+# %% ../nbs/02_synth.ipynb #341b7f93
 VIEWS = ("front", "back", "left", "right")  # view 2 'left': the camera sees the person's left side
 _ATTR_TABLE = {
     "head":  ("hat", "hair_long", "hair_black", "hair_brown", "hair_blond", "hair_grey", "skin_light", "skin_dark"),
@@ -36,7 +36,7 @@ ATTR_NAMES = tuple(n for names in _ATTR_TABLE.values() for n in names)
 ATTR_GROUPS = {g: tuple(ATTR_NAMES.index(n) for n in names) for g, names in _ATTR_TABLE.items()}  # group -> attribute indices
 TWIN_DETAILS = ("shoes", "bag", "hat", "sleeve")
 
-# %% ../nbs/02_synth.ipynb #3a8f4d56
+# %% ../nbs/02_synth.ipynb #86b45360
 COLOURS = {  # name: ((R, G, B) in 0..1, colour family)
     "black": ((.10, .10, .11), "dark"), "charcoal": ((.28, .28, .30), "dark"), "navy": ((.12, .16, .36), "dark"),
     "brown": ((.40, .25, .14), "dark"), "maroon": ((.45, .09, .13), "dark"), "denim_dark": ((.15, .20, .34), "dark"),
@@ -75,7 +75,7 @@ def _domain_priors(domain):
     return dict(short_sleeve=r.uniform(.1, .6), shorts=r.uniform(0, .25), skirt=r.uniform(.05, .2),
                 hat=r.uniform(.1, .45), dark=r.uniform(.2, .6), bag=r.uniform(.4, .7))
 
-# %% ../nbs/02_synth.ipynb #01e73b89
+# %% ../nbs/02_synth.ipynb #07c6ddcf
 @dataclass(frozen=True)
 class Identity:
     "The fixed appearance of one synthetic pedestrian; colours are RGB triples in 0..1."
@@ -128,7 +128,7 @@ def sample_identity(
         height=float(rng.uniform(.93, 1.07)), build=float(rng.uniform(.85, 1.2)),
         legs=float(rng.uniform(.94, 1.06)), stride=float(rng.uniform(.75, 1.15)))
 
-# %% ../nbs/02_synth.ipynb #eeb51043
+# %% ../nbs/02_synth.ipynb #ee588b5a
 def identity_attributes(
     ident:Identity, # The appearance to describe
 )->np.ndarray:
@@ -141,7 +141,7 @@ def identity_attributes(
           {"leather": "leather_shoes"}.get(ident.shoe_style, ident.shoe_style): True, f"shoes_{ident.shoes}": True}
     return np.array([bool(on.get(n, False)) for n in ATTR_NAMES], dtype=np.uint8)
 
-# %% ../nbs/02_synth.ipynb #0aa10395
+# %% ../nbs/02_synth.ipynb #b3720a9b
 def make_twin(
     ident:Identity, # The identity to copy
     detail:str, # What differs: one of `TWIN_DETAILS` ('shoes', 'bag', 'hat', 'sleeve')
@@ -160,7 +160,7 @@ def make_twin(
     if detail == "sleeve": return replace(ident, short_sleeve=not ident.short_sleeve)
     raise ValueError(f"detail must be one of {TWIN_DETAILS}, got {detail!r}")
 
-# %% ../nbs/02_synth.ipynb #b8285724
+# %% ../nbs/02_synth.ipynb #7c57ee5c
 _J = {n: i for i, n in enumerate(COCO17)}
 HEAD_C, NECK, PELVIS, L_TOE, R_TOE, L_HAND, R_HAND = range(17, 24)   # extra skeleton points after the 17 COCO joints
 _HRX, _HRY = .052, .065                                              # head half-width / half-height (units of height)
@@ -204,7 +204,7 @@ def walking_skeleton(
         P[_J[side + "ear"]] = [sgn * .95 * _HRX, hy - .02 * _HRY, -.04 * _HRX]
     return P / total
 
-# %% ../nbs/02_synth.ipynb #ae45fff2
+# %% ../nbs/02_synth.ipynb #187f2456
 _VIEW_YAW = (0., math.pi, -math.pi / 2, math.pi / 2)                 # front, back, left side seen, right side seen
 
 def project_skeleton(
@@ -221,7 +221,7 @@ def project_skeleton(
     return np.stack([cx + scale * (c * P[:, 0] + s * P[:, 2]), foot_y - scale * P[:, 1],
                      scale * (-s * P[:, 0] + c * P[:, 2])], 1)
 
-# %% ../nbs/02_synth.ipynb #b65eecb8
+# %% ../nbs/02_synth.ipynb #494b1172
 class Canvas:
     "An RGB float image with its part label map and the id of the primitive drawn last at every pixel."
     _grids = {}
@@ -250,7 +250,7 @@ class Canvas:
         if label is not None: self.lab[win][m] = label
         self.prim[win][m] = prim
 
-# %% ../nbs/02_synth.ipynb #f33ea0a2
+# %% ../nbs/02_synth.ipynb #f56408fa
 def fill_capsule(
     cv:Canvas, # Where to draw
     a, # (x, y) start point in pixels
@@ -294,7 +294,7 @@ def fill_capsule(
     col *= (1 - shade * dn2)[:, None]
     cv.paint(win, m, col, label, prim)
 
-# %% ../nbs/02_synth.ipynb #7c965978
+# %% ../nbs/02_synth.ipynb #f873e96f
 def fill_ellipse(
     cv:Canvas, # Where to draw
     c, # (x, y) centre in pixels
@@ -337,7 +337,7 @@ def fill_polygon(
     if not m.any(): return
     cv.paint(win, m, fn(X[m], Y[m]), label, prim)
 
-# %% ../nbs/02_synth.ipynb #69675146
+# %% ../nbs/02_synth.ipynb #6491d8dd
 _PRIM = dict(torso=1, neck=2, head=3, hair=4, hat=5, l_uarm=6, l_larm=7, l_hand=8, r_uarm=9, r_larm=10, r_hand=11,
              l_thigh=12, l_shin=13, l_foot=14, r_thigh=15, r_shin=16, r_foot=17, skirt=18, backpack=19, straps=20, handbag=21)
 OCCLUDER = 30                                     # primitive id of objects in front of the person
@@ -496,7 +496,7 @@ def draw_person(
     for _, _, fn in sorted(items, key=lambda t: (t[0], t[1])): fn()
     return Q, Dt
 
-# %% ../nbs/02_synth.ipynb #a5b1ccb9
+# %% ../nbs/02_synth.ipynb #96808b25
 def _own_prims():
     "(17, 32) bool: which primitives count as 'the joint itself' when they are the topmost at the joint's pixel."
     own = np.zeros((17, 32), bool)
@@ -517,7 +517,7 @@ def keypoint_visibility(
     torso_depth:float, # Depth of the torso (second output of `draw_person`)
     scale:float, # Person height in pixels
 )->np.ndarray:
-    "(17, 3) float32 COCO keypoints: x, y in pixels; v = 2 visible, 1 hidden (by an object or the body), 0 outside the image."
+    "(17, 3) float32 COCO keypoints: x, y in pixels (kept for joints outside the image too); v = 2 visible, 1 hidden, 0 outside."
     kps = np.zeros((17, 3), np.float32); kps[:, :2] = Q[:17, :2]
     x, y = Q[:17, 0], Q[:17, 1]
     inside = (x >= 0) & (x < cv.W) & (y >= 0) & (y < cv.H)
@@ -529,7 +529,7 @@ def keypoint_visibility(
     kps[:, 2] = np.where(inside, np.where(ok, 2, 1), 0)
     return kps
 
-# %% ../nbs/02_synth.ipynb #ac05a920
+# %% ../nbs/02_synth.ipynb #3ffd4457
 @dataclass(frozen=True)
 class CameraStyle:
     "How one camera sees the world: scene, light, optics and the habits of its person detector."
@@ -612,7 +612,7 @@ def camera_styles(
     "The `CameraStyle` of every camera of a domain."
     return [camera_style(domain, c, difficulty) for c in range(1, num_cams + 1)]
 
-# %% ../nbs/02_synth.ipynb #23b6b229
+# %% ../nbs/02_synth.ipynb #efd6b62c
 def _hash01(*a):
     "Deterministic pseudo-random numbers in [0, 1) from integer arrays (for per-brick / per-tile colour jitter)."
     h = np.zeros(np.broadcast(*a).shape, np.float64)
@@ -694,7 +694,7 @@ def render_background(
     img = img * (1 + r.normal(0, .015, (H, Wb, 1)))                         # static texture of the scene
     return np.clip(img, 0, 1).astype(np.float32)
 
-# %% ../nbs/02_synth.ipynb #ad8733d7
+# %% ../nbs/02_synth.ipynb #b496d808
 _CAR = ((.75, .75, .78), (.12, .12, .14), (.6, .1, .1), (.2, .3, .55), (.85, .85, .82))
 
 def draw_occluder(
@@ -803,7 +803,7 @@ NEUTRAL_CAMERA = CameraStyle(domain="-", cam=0, wall=(.55, .55, .55), ground=(.5
                              scale=.86, scale_jitter=0., shift_jitter=0., foot=.96, view_p=(.25, .25, .25, .25),
                              occluder_p=0., occluders=(), passerby_p=0.)
 
-# %% ../nbs/02_synth.ipynb #f78d15a6
+# %% ../nbs/02_synth.ipynb #c3601923
 def render_image(
     ident:Identity, # Who
     view:int, # 0 front, 1 back, 2 left, 3 right
@@ -848,7 +848,7 @@ def render_image(
     out = (np.clip(cv.img, 0, 1) * 255 + .5).astype(np.uint8) if quiet else apply_camera(cv.img, style, rng)
     return out, kps, cv.lab
 
-# %% ../nbs/02_synth.ipynb #3624c116
+# %% ../nbs/02_synth.ipynb #35f357c0
 @dataclass(frozen=True)
 class Shot:
     "One image to draw: where it goes, who, which camera, pose and box."
@@ -1008,7 +1008,7 @@ def _plan_mars(train_pids, test_pids, styles, seed, domain, distractor_frac, jun
                 track_train=np.array(tables["train"][1], np.int32).reshape(-1, 4),
                 track_test=np.array(tables["test"][1], np.int32).reshape(-1, 4), query_idx=np.array(query_idx, np.int32))
 
-# %% ../nbs/02_synth.ipynb #4893d8b0
+# %% ../nbs/02_synth.ipynb #fb9f8d56
 SPLITS = ("train", "query", "gallery", "video_train", "video_test")
 
 def pack_parts(
@@ -1027,7 +1027,7 @@ def unpack_parts(
     out[..., 0::2], out[..., 1::2] = packed >> 4, packed & 15
     return out[..., :width]
 
-# %% ../nbs/02_synth.ipynb #5c9efd99
+# %% ../nbs/02_synth.ipynb #0a76dfa9
 class _Drawer:
     "Draws shots of one dataset (one per worker process); backgrounds are rendered once per camera."
     def __init__(self, root, size, styles, identities, seed, domain):
@@ -1067,7 +1067,7 @@ def _savemat_deterministic(path, mdict):
     data = buf.getvalue()
     Path(path).write_bytes(b"MATLAB 5.0 MAT-file, Platform: posix, written by reid_lit.synth".ljust(116, b" ") + data[116:])
 
-# %% ../nbs/02_synth.ipynb #db25a92b
+# %% ../nbs/02_synth.ipynb #f4fe2280
 SYNTH_VERSION = 1
 _OUTPUTS = ("bounding_box_train", "bounding_box_test", "query", "bbox_train", "bbox_test", "info", "annotations.npz", "synth.json")
 
@@ -1204,7 +1204,7 @@ def synth_summary(
         lines.append(f"MARS frames: {m['frames']}")
     return "\n".join(lines)
 
-# %% ../nbs/02_synth.ipynb #c89380c0
+# %% ../nbs/02_synth.ipynb #3d050c97
 class SynthAnnotations(Mapping):
     "Read-only mapping: image basename -> annotation dict, backed by one `annotations.npz` whose arrays are decoded once."
     def __init__(self,
@@ -1257,7 +1257,7 @@ def load_annotations(
     if key not in _ANN_CACHE: _ANN_CACHE[key] = SynthAnnotations(p)
     return _ANN_CACHE[key]
 
-# %% ../nbs/02_synth.ipynb #6399adad
+# %% ../nbs/02_synth.ipynb #3aae4024
 DEFAULT_SYNTH = dict(num_train_ids=300, num_test_ids=300, num_cams=6, domain="A", seed=0, twin_frac=.1, difficulty=.5)
 
 def synth_cache_dir()->Path:
@@ -1285,7 +1285,7 @@ def default_synth(
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-# %% ../nbs/02_synth.ipynb #a685a2e1
+# %% ../nbs/02_synth.ipynb #279d841a
 PART_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                          [145, 30, 180], [70, 240, 240]], np.uint8)   # one RGB colour per PART_NAMES label
 _SKELETON = [(_J[a], _J[b]) for a, b in [
