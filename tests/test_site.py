@@ -50,7 +50,7 @@ def nb_image_count(nb:Path)->int:
     for c in nb_json(nb)['cells']:
         src = ''.join(c['source'])
         if c['cell_type'] != 'code' or re.search(r'^#\|\s*(hide|include:\s*false|output:\s*false)', src, re.M): continue
-        n += sum('image/png' in o.get('data', {}) or 'image/svg+xml' in o.get('data', {}) for o in c.get('outputs', []))
+        n += sum(any(k in o.get('data', {}) for k in ('image/png', 'image/jpeg', 'image/svg+xml')) for o in c.get('outputs', []))
     return n
 
 def has_math(nb:Path)->bool:
