@@ -7,7 +7,7 @@ __all__ = ['NL_MODES', 'PAPER_POINTS', 'RESNET50_UNITS', 'nonlocal_weights', 'No
            'recover_part_features', 'masked_batch_norm', 'SDABlock', 'paper_insertion_points', 'NonLocalResNet',
            'SDAResNet']
 
-# %% ../nbs/10_nonlocal_sda.ipynb #f82c9dde
+# %% ../nbs/10_nonlocal_sda.ipynb #0fbdd022
 import math
 import torch
 import torch.nn as nn
@@ -17,7 +17,7 @@ from torch import Tensor
 from .baseline import ReIDBaseline, register_model
 from .pose import SDA_PARTS, canonical_sda_masks, sda_part_masks
 
-# %% ../nbs/10_nonlocal_sda.ipynb #7f594f11
+# %% ../nbs/10_nonlocal_sda.ipynb #9ab1e1eb
 NL_MODES = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 
 def _check_mode(mode):
@@ -36,8 +36,6 @@ def nonlocal_weights(
     if q.dim() != 3 or k.dim() != 3 or q.shape[0] != k.shape[0] or q.shape[2] != k.shape[2]:
         raise ValueError(f"q and k must be (B, N, D) and (B, M, D) with the same B and D, got {tuple(q.shape)} and {tuple(k.shape)}")
     B, N, D = q.shape; M = k.shape[1]
-    valid = (torch.ones(B, M, dtype=torch.bool, device=q.device) if key_mask is None
-             else key_mask.to(device=q.device, dtype=torch.bool))[:, None, :]   # (B, 1, M)
     if mode == "concatenation":
         if w_f is None or w_f.numel() != 2 * D:
             raise ValueError(f"mode='concatenation' needs w_f with 2*D={2*D} entries, got {None if w_f is None else w_f.numel()}")
@@ -45,13 +43,17 @@ def nonlocal_weights(
         s = F.relu((q @ w_q)[:, :, None] + (k @ w_k)[:, None, :])               # (B, N, M)
     else:
         s = q @ k.transpose(1, 2)                                                # (B, N, M)
-    if mode in ("gaussian", "embedded_gaussian"):                                # C(x) = sum_j f
+    softmax = mode in ("gaussian", "embedded_gaussian")                          # C(x) = sum_j f, else C(x) = #keys
+    if key_mask is None:                                                         # every key takes part: the fast path
+        return s.softmax(-1) if softmax else s / M
+    valid = key_mask.to(device=q.device, dtype=torch.bool)[:, None, :]           # (B, 1, M)
+    if softmax:
         s = s.masked_fill(~valid, float("-inf"))
         s = s.masked_fill(~valid.any(-1, keepdim=True), 0.)   # a row with no key at all: no NaN
         return s.softmax(-1) * valid
-    return s * valid / valid.sum(-1, keepdim=True).clamp(min=1)                  # C(x) = number of keys
+    return s * valid / valid.sum(-1, keepdim=True).clamp(min=1)
 
-# %% ../nbs/10_nonlocal_sda.ipynb #6f818155
+# %% ../nbs/10_nonlocal_sda.ipynb #36da67a2
 def _check_channels(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -101,7 +103,7 @@ class NonLocalBlock(nn.Module):
 
     def extra_repr(self): return f"{self.in_channels}, inter_channels={self.inter_channels}, mode={self.mode!r}, sub_sample={self.sub_sample}"
 
-# %% ../nbs/10_nonlocal_sda.ipynb #4c0b2256
+# %% ../nbs/10_nonlocal_sda.ipynb #0bb19dad
 def resize_part_masks(
     parts:Tensor, # (B, P, h, w) or (P, h, w) part masks in [0, 1] (float or bool), any resolution
     size:tuple, # (H, W) of the feature map
@@ -114,7 +116,7 @@ def resize_part_masks(
     if tuple(parts.shape[-2:]) == tuple(size): return parts
     return F.adaptive_avg_pool2d(parts, tuple(size))
 
-# %% ../nbs/10_nonlocal_sda.ipynb #ebb0c212
+# %% ../nbs/10_nonlocal_sda.ipynb #b61c4997
 def part_tokens(
     x:Tensor, # (B, C, H, W) feature map
     masks:Tensor, # (B, P, H, W) part masks at the feature resolution, in [0, 1]
@@ -134,7 +136,7 @@ def recover_part_features(
     cover = masks.sum(1, keepdim=True).clamp(min=1)                       # (B, 1, H, W)
     return torch.einsum("bphw,bpc->bchw", masks, tokens) / cover
 
-# %% ../nbs/10_nonlocal_sda.ipynb #1b83d841
+# %% ../nbs/10_nonlocal_sda.ipynb #7c1b02c0
 def masked_batch_norm(
     y:Tensor, # (B, P, C) one token per part
     present:Tensor, # (B, P) bool, which tokens exist
@@ -159,7 +161,7 @@ def masked_batch_norm(
     else: mean, var = bn.running_mean, bn.running_var
     return ((y - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias) * w
 
-# %% ../nbs/10_nonlocal_sda.ipynb #6e34343d
+# %% ../nbs/10_nonlocal_sda.ipynb #99bfca6e
 class SDABlock(nn.Module):
     "Semantic-driven attention block, eq. (4): non-local attention among body-part tokens, written back onto the parts."
     needs_parts = True
@@ -199,7 +201,7 @@ class SDABlock(nn.Module):
 
     def extra_repr(self): return f"{self.in_channels}, inter_channels={self.inter_channels}"
 
-# %% ../nbs/10_nonlocal_sda.ipynb #5325e6a1
+# %% ../nbs/10_nonlocal_sda.ipynb #b8ba7f63
 PAPER_POINTS = (("conv1_1", "layer1", 1), ("conv2_2", "layer1", 2), ("conv3_3", "layer2", 3), ("conv4_4", "layer3", 4))
 RESNET50_UNITS = {"layer1": 3, "layer2": 4, "layer3": 6, "layer4": 3}
 
@@ -213,7 +215,7 @@ def paper_insertion_points(
         pts.append((stage, max(math.ceil(u * n / RESNET50_UNITS[stage]), 1) - 1))
     return pts
 
-# %% ../nbs/10_nonlocal_sda.ipynb #43ff46fc
+# %% ../nbs/10_nonlocal_sda.ipynb #26d8f880
 class _InsertedResNet(ReIDBaseline):
     "The baseline with one block (from `make_block(C)`) after each of `points` (default: the paper's four)."
     def __init__(self, num_classes, backbone="resnet50", points=None, **kwargs):
@@ -264,16 +266,23 @@ class SDAResNet(_InsertedResNet):
 
     def make_block(self, channels): return SDABlock(channels, inter_channels=self.inter_channels)
 
+    @staticmethod
+    def mask_size(image_size:tuple)->tuple:
+        "(H/2, W/2): the resolution part masks are drawn at (2x2 samples per cell of the first stage)."
+        return max(int(image_size[0]) // 2, 1), max(int(image_size[1]) // 2, 1)
+
     def canonical_parts(self,
                         image_size:tuple, # (H, W) of the input images
-                       )->Tensor: # (6, H/4, W/4) canonical-pose masks (covered fractions)
-        "Part masks of the canonical pose for images of `image_size`, at 1/4 resolution."
-        H, W = image_size
-        return canonical_sda_masks((max(H // 4, 1), max(W // 4, 1)), soft=True)
+                       )->Tensor: # (6, H/2, W/2) canonical-pose masks
+        "Part masks of the canonical pose for images of `image_size` (drawn once per size)."
+        key = self.mask_size(image_size)
+        cache = self.__dict__.setdefault("_canonical", {})                 # not a buffer: not saved with the weights
+        if key not in cache: cache[key] = canonical_sda_masks(key)
+        return cache[key]
 
     def parts_from_batch(self,
                          batch:dict, # A data batch (dict from `ImageDataset`): `img` (B, 3, H, W), optionally `keypoints` (B, 17, 3)
-                        )->Tensor: # (B, 6, H/4, W/4) part masks (covered fractions)
+                        )->Tensor: # (B, 6, H/2, W/2) part masks
         "The six SDA part masks of a batch: from its keypoints, or the canonical pose (no keypoints, or parts_source='canonical')."
         img = batch["img"]
         B, _, H, W = img.shape
@@ -283,7 +292,7 @@ class SDAResNet(_InsertedResNet):
         kps = torch.as_tensor(kps, dtype=torch.float32)
         if kps.shape != (B, 17, 3):
             raise ValueError(f"batch['keypoints'] must be (B, 17, 3) = ({B}, 17, 3) COCO keypoints, got {tuple(kps.shape)}")
-        return sda_part_masks(kps, (H, W), (max(H // 4, 1), max(W // 4, 1)), soft=True).to(img.device)
+        return sda_part_masks(kps, (H, W), self.mask_size((H, W))).to(img.device)
 
     def forward(self,
                 x:Tensor, # (B, 3, H, W) normalised images

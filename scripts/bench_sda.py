@@ -44,7 +44,7 @@ def _inputs(name, batch, size, device):
     parts = None
     if MODELS[name][0] == "sda":
         from reid_lit.pose import canonical_sda_masks
-        parts = canonical_sda_masks((size[0] // 4, size[1] // 4), soft=True).to(device)[None].expand(batch, -1, -1, -1)
+        parts = canonical_sda_masks((size[0] // 2, size[1] // 2)).to(device)[None].expand(batch, -1, -1, -1)   # as SDAResNet.parts_from_batch
     return x, parts
 
 
