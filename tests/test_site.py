@@ -57,8 +57,12 @@ def has_math(nb:Path)->bool:
     return any(c['cell_type'] == 'markdown' and '$' in ''.join(c['source']) for c in nb_json(nb)['cells'])
 
 def exported_names(module:str)->list[str]:
+    "Exported functions and classes of `reid_lit.module` (nbdev draws no API reference for constants)."
+    import inspect
     mod = importlib.import_module(f'reid_lit.{module}')
-    return [n for n in getattr(mod, '__all__', []) if not n.startswith('_')]
+    return [n for n in getattr(mod, '__all__', []) if not n.startswith('_')
+            and (inspect.isfunction(getattr(mod, n, None)) or inspect.isclass(getattr(mod, n, None)))
+            and getattr(getattr(mod, n), '__module__', '') == mod.__name__]
 
 
 # ---------------------------------------------------------------- fixtures
