@@ -6,13 +6,23 @@
 __all__ = ['CrossEntropyLabelSmooth', 'pairwise_distance', 'hard_example_mining', 'TripletLoss', 'WeightedRegularizedTriplet',
            'CenterLoss']
 
-# %% ../nbs/05_losses.ipynb #eb5e9873
+# %% ../nbs/05_losses.ipynb #ac1a227a
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/05_losses.ipynb #5841e5d5
+# %% ../nbs/05_losses.ipynb #0a394732
+def _check_labels(
+    labels:Tensor, # (B,) integer labels
+    n:int, # Number of classes
+    name:str, # Argument name for the error message
+):
+    "Raise if a label is outside [0, n) (skipped inside `torch.compile`, where it would break the graph)."
+    if torch.compiler.is_compiling() or not labels.numel(): return
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= n: raise ValueError(f"{name} must be labels in [0, {n}), got values in [{lo}, {hi}]")
+
 class CrossEntropyLabelSmooth(nn.Module):
     "Cross-entropy against the label-smoothed target $q = (1-\\epsilon)\\,\\text{onehot}(y) + \\epsilon/N$, averaged over the batch."
     def __init__(self,
@@ -31,14 +41,13 @@ class CrossEntropyLabelSmooth(nn.Module):
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:
             raise ValueError(f"logits must have shape (B, {self.num_classes}), got {tuple(logits.shape)}")
         targets = targets.long()
-        if targets.numel() and (targets.min() < 0 or targets.max() >= self.num_classes):
-            raise ValueError(f"targets must be labels in [0, {self.num_classes}), got values in [{int(targets.min())}, {int(targets.max())}]")
+        _check_labels(targets, self.num_classes, 'targets')
         logp = F.log_softmax(logits.float(), dim=1)                             # (B, N)
         q = torch.full_like(logp, self.epsilon / self.num_classes)             # (B, N)
         q.scatter_(1, targets[:, None], 1 - self.epsilon + self.epsilon / self.num_classes)
         return -(q * logp).sum(1).mean()
 
-# %% ../nbs/05_losses.ipynb #a74f57d5
+# %% ../nbs/05_losses.ipynb #0cac10dc
 def pairwise_distance(
     x:Tensor, # (B, D) features
     y:Tensor|None=None, # (M, D) features; `None` means `x` itself
@@ -57,7 +66,7 @@ def pairwise_distance(
     if self_dist: d = d.masked_fill(torch.eye(len(x), dtype=torch.bool, device=x.device), 0.)  # exact zeros, no rounding
     return d
 
-# %% ../nbs/05_losses.ipynb #ff1b4748
+# %% ../nbs/05_losses.ipynb #d55d0607
 def hard_example_mining(
     dist:Tensor, # (B, B) pairwise distances
     pids:Tensor, # (B,) identity labels
@@ -68,13 +77,13 @@ def hard_example_mining(
     d_an = dist.masked_fill(same, float('inf')).amin(1)                       # (B,) inf without negatives
     return d_ap, d_an
 
-# %% ../nbs/05_losses.ipynb #fef4cb54
+# %% ../nbs/05_losses.ipynb #6e661976
 def _check_feat_pids(feat, pids):
     if feat.ndim != 2: raise ValueError(f"feat must be a (B, D) tensor, got shape {tuple(feat.shape)}")
     if pids.ndim != 1 or pids.shape[0] != feat.shape[0]:
         raise ValueError(f"pids must be a (B,) tensor matching feat's batch size {feat.shape[0]}, got shape {tuple(pids.shape)}")
 
-# %% ../nbs/05_losses.ipynb #d8f7f597
+# %% ../nbs/05_losses.ipynb #212b59d5
 class TripletLoss(nn.Module):
     "Batch-hard triplet loss (Hermans et al. 2017): hinge with `margin`, or the soft margin $\\log(1+e^{d_{ap}-d_{an}})$ when `margin=None`."
     def __init__(self,
@@ -96,16 +105,17 @@ class TripletLoss(nn.Module):
         if self.normalize: feat = F.normalize(feat, dim=1)
         dist = pairwise_distance(feat, metric=self.metric)                   # (B, B)
         d_ap, d_an = hard_example_mining(dist, pids)                          # (B,), (B,)
-        valid = torch.isfinite(d_an)                                          # anchors with a negative
-        gap = d_ap[valid] - d_an[valid]
+        valid = torch.isfinite(d_an).float()                                  # (B,) anchors with a negative
+        gap = d_ap - d_an.nan_to_num(posinf=0.)                               # (B,) finite everywhere
         if self.margin is None: per = F.softplus(gap)                         # log(1 + exp(d_ap - d_an))
         else: per = F.relu(gap + self.margin)
-        loss = per.mean() if per.numel() else feat.sum() * 0.
+        n = valid.sum().clamp(min=1.)
+        loss = (per * valid).sum() / n                                        # mean over valid anchors, fixed shapes
         self.last_stats = dict(d_ap=d_ap.detach(), d_an=d_an.detach(),
-                               frac_active=(gap.detach() + (self.margin or 0) > 0).float().mean() if per.numel() else torch.tensor(0.))
+                               frac_active=((gap.detach() + (self.margin or 0.) > 0).float() * valid).sum() / n)
         return (loss, self.last_stats) if return_stats else loss
 
-# %% ../nbs/05_losses.ipynb #27395e06
+# %% ../nbs/05_losses.ipynb #aa807d80
 def _masked_softmax(
     v:Tensor, # (B, B) scores
     mask:Tensor, # (B, B) bool, which entries take part
@@ -116,7 +126,7 @@ def _masked_softmax(
     e = (v - vmax).exp() * mask
     return e / e.sum(1, keepdim=True).clamp(min=1e-12)
 
-# %% ../nbs/05_losses.ipynb #d047c320
+# %% ../nbs/05_losses.ipynb #cc12dd03
 class WeightedRegularizedTriplet(nn.Module):
     "Softmax-weighted triplet with soft margin (AGW, Ye et al. 2021): no mining, no margin."
     def __init__(self,
@@ -139,13 +149,12 @@ class WeightedRegularizedTriplet(nn.Module):
         neg = ~pos
         d_ap = (_masked_softmax(dist, pos) * dist).sum(1)                     # (B,)
         d_an = (_masked_softmax(-dist, neg) * dist).sum(1)                    # (B,)
-        valid = neg.any(1)
-        per = F.softplus(d_ap[valid] - d_an[valid])
-        loss = per.mean() if per.numel() else feat.sum() * 0.
+        valid = neg.any(1).float()                                             # (B,) anchors with a negative
+        loss = (F.softplus(d_ap - d_an) * valid).sum() / valid.sum().clamp(min=1.)
         self.last_stats = dict(d_ap=d_ap.detach(), d_an=d_an.detach())
         return (loss, self.last_stats) if return_stats else loss
 
-# %% ../nbs/05_losses.ipynb #a58eb86e
+# %% ../nbs/05_losses.ipynb #c8047d12
 class CenterLoss(nn.Module):
     "Mean squared distance of each feature to the learnable center of its identity (Wen et al. 2016)."
     def __init__(self,
@@ -165,7 +174,6 @@ class CenterLoss(nn.Module):
         _check_feat_pids(feat, pids)
         if feat.shape[1] != self.feat_dim: raise ValueError(f"feat must have {self.feat_dim} columns (feat_dim), got {feat.shape[1]}")
         pids = pids.long()
-        if pids.numel() and (pids.min() < 0 or pids.max() >= self.num_classes):
-            raise ValueError(f"pids must be labels in [0, {self.num_classes}), got values in [{int(pids.min())}, {int(pids.max())}]")
+        _check_labels(pids, self.num_classes, 'pids')
         c = self.centers[pids]                                                  # (B, D)
         return (feat.float() - c.float()).pow(2).sum(1).mean()

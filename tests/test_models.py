@@ -203,6 +203,19 @@ def test_models_face_exports_everything():
     assert forward_flops(conv, (8, 4)) == 2 * 3 * 4 * 32
 
 
+def test_models_and_losses_trace_in_one_graph():
+    "torch.compile captures the baseline (with an inserted block) and every loss without graph breaks."
+    from reid_lit.losses import WeightedRegularizedTriplet, CenterLoss
+    m = ReIDBaseline(4, backbone=SMALL, insert_after={'layer3': {0: Recorder(needs_parts=True)}})
+    x, y = torch.randn(8, 3, 64, 32), torch.arange(4).repeat_interleave(2)
+    out = torch.compile(m, backend='eager', fullgraph=True)(x, torch.rand(8, 6, 64, 32))
+    feat = out['feat'].detach()
+    for loss in (TripletLoss(0.3), TripletLoss(None), WeightedRegularizedTriplet(), CenterLoss(4, 128)):
+        torch.testing.assert_close(torch.compile(loss, backend='eager', fullgraph=True)(feat, y), loss(feat, y))
+    torch.testing.assert_close(torch.compile(CrossEntropyLabelSmooth(4), backend='eager', fullgraph=True)(out['logits'], y),
+                               CrossEntropyLabelSmooth(4)(out['logits'], y))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match='backbone name must be one of'): ReIDBaseline(3, backbone='vgg16')
     with pytest.raises(ValueError, match="neck must be 'bnneck' or 'none'"): ReIDBaseline(3, backbone=SMALL, neck='bn')
