@@ -11,7 +11,7 @@ __all__ = ['PRESETS', 'TrainConfig', 'get_preset', 'update_config', 'LossTerm', 
            'find_annotations', 'Trainer', 'UsageError', 'parse_size', 'format_results', 'train_reid',
            'model_from_checkpoint', 'eval_reid', 'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
 
-# %% ../nbs/07_train.ipynb #8a7a69c5
+# %% ../nbs/07_train.ipynb #2a06e0c7
 import os, sys, json, math, time, random, warnings
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
@@ -25,13 +25,16 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from fastcore.script import call_parse
+from tqdm import tqdm
 
 from .core import default_device, set_seed, in_test
 from .data import ImageDataset, PKSampler, build_transforms, build_dataset
 from .losses import CrossEntropyLabelSmooth, TripletLoss
 from .baseline import build_model, list_models
+from .metrics import evaluate_features, evaluate_rank, pairwise_distance, re_ranking, plot_ranked_list
+from .synth import load_annotations, make_synth_reid
 
-# %% ../nbs/07_train.ipynb #3bc9a747
+# %% ../nbs/07_train.ipynb #863514f6
 @dataclass
 class TrainConfig:
     "Every setting of a training run (model, data, optimisation, evaluation, speed); see `PRESETS`."
@@ -75,7 +78,7 @@ PRESETS = {
     'paper': TrainConfig(),
     'cpu': TrainConfig(name='cpu', backbone='resnet18_w16', size=(128, 64), p=8, k=4, epochs=12, lr=2e-3,
                        warmup_epochs=2, schedule='cosine', min_lr_factor=0.01, transforms={'erase_p': 0.0}, eval_every=6,
-                       eval_batch_size=128, amp=False, channels_last=False, workers=1, threads=1, persistent_workers=False,
+                       eval_batch_size=128, amp=False, channels_last=True, workers=1, threads=1, persistent_workers=False,
                        log_every=1),
 }
 
@@ -98,6 +101,7 @@ def update_config(
     bad = sorted(set(overrides) - known)
     if bad: raise ValueError(f"unknown TrainConfig field(s) {bad}; known fields: {', '.join(sorted(known))}")
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg.model_kwargs, cfg.transforms = dict(cfg.model_kwargs), dict(cfg.transforms)   # never shared with a preset
     cfg.size = tuple(int(s) for s in cfg.size)
     cfg.milestones = tuple(cfg.milestones)
     for k in ('p', 'k', 'epochs', 'eval_every', 'eval_batch_size', 'log_every'):
@@ -107,7 +111,7 @@ def update_config(
     if cfg.workers < 0: raise ValueError(f"workers must be >= 0, got {cfg.workers!r}")
     return cfg
 
-# %% ../nbs/07_train.ipynb #c3c34ec1
+# %% ../nbs/07_train.ipynb #bfb9154a
 class LossTerm(NamedTuple):
     "One term of a training objective: `weight * fn(outputs[key], batch[target])`."
     fn: Callable # The loss, called as fn(output, target) -> scalar (or a tuple whose first item is the scalar)
@@ -171,7 +175,7 @@ def baseline_losses(
     return {'ce': (CrossEntropyLabelSmooth(num_classes, epsilon), 'logits', ce_weight),
             'tri': (TripletLoss(margin), 'feat', tri_weight)}
 
-# %% ../nbs/07_train.ipynb #05c7b876
+# %% ../nbs/07_train.ipynb #876c9dc4
 def lr_factor(
     t:float, # Time in epochs (fractional)
     epochs:int, # Schedule length T
@@ -225,7 +229,7 @@ def build_scheduler(
                        schedule=cfg.schedule, milestones=tuple(cfg.milestones), gamma=cfg.gamma, min_lr_factor=cfg.min_lr_factor)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
 
-# %% ../nbs/07_train.ipynb #836cc099
+# %% ../nbs/07_train.ipynb #c39302d2
 def atomic_save(
     obj, # Anything `torch.save` accepts (or, for a '.json' path, JSON data)
     path:str|Path, # Destination; its folder is created
@@ -276,7 +280,7 @@ def load_checkpoint(
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e: raise ValueError(f"checkpoint '{path}' could not be loaded with weights_only=True: {e}") from e
 
-# %% ../nbs/07_train.ipynb #af2cfbcf
+# %% ../nbs/07_train.ipynb #e4c96454
 def dist_info()->tuple: # (rank, world_size)
     "This process's rank and the number of processes (0, 1 without a process group)."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
@@ -324,7 +328,7 @@ def gather_features(
     out[i[keep]] = f[keep]
     return out
 
-# %% ../nbs/07_train.ipynb #3a762633
+# %% ../nbs/07_train.ipynb #9d273c8b
 def to_device(
     batch:dict, # A batch from a DataLoader
     device:torch.device, # Target device
@@ -413,7 +417,6 @@ def rank_gallery(
     rerank:bool=False, # k-reciprocal re-ranking (Zhong et al. 2017; k1=20, k2=6, lambda=0.3)
 ): # `reid_lit.metrics.RankResult` (.mAP, .cmc, .mINP) under the Market-1501 protocol
     "Rank the gallery for every query (optionally re-ranked) and score it with `reid_lit.metrics`."
-    from reid_lit.metrics import evaluate_features, evaluate_rank, pairwise_distance, re_ranking
     labels = (_labels(query, 'pid'), _labels(gallery, 'pid'), _labels(query, 'camid'), _labels(gallery, 'camid'))
     max_rank = min(50, len(gallery))
     if not rerank: return evaluate_features(qf, gf, *labels, metric=metric, max_rank=max_rank)
@@ -430,9 +433,7 @@ def ranked_list_figure(
     metric:str='cosine', # Distance
 ):
     "Rows of query + top-k gallery images (green: same identity, red: another), skipping same-camera matches as the protocol does."
-    import matplotlib
     import matplotlib.pyplot as plt
-    from reid_lit.metrics import pairwise_distance, plot_ranked_list
     fig, axes = plt.subplots(len(query_indices), topk + 1, figsize=(1.0 * (topk + 1), 2.2 * len(query_indices)), dpi=80, squeeze=False)
     gp, gc = _labels(gallery, 'pid'), _labels(gallery, 'camid')
     for row, qi in zip(axes, query_indices):
@@ -445,17 +446,20 @@ def ranked_list_figure(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_train.ipynb #cda9bc94
+# %% ../nbs/07_train.ipynb #cf28838c
 def plot_history(
     history:list, # Rows with 'epoch', 'loss', 'loss_<term>', and 'mAP'/'rank1' on evaluated epochs
-    path:str|Path|None=None, # Save the figure here (PNG) and close it
+    path:str|Path|None=None, # Save the figure here (PNG) instead of handing it to pyplot
     title:str='', # Figure title (preset, seed, ...)
 ):
     "Loss terms (left) and mAP / Rank-1 (right) against the epoch."
-    import matplotlib
-    if path is not None and matplotlib.get_backend().lower().startswith(('tk', 'qt', 'gtk', 'wx', 'macosx')): matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 2.8), dpi=80)
+    if path is None:
+        import matplotlib.pyplot as plt
+        fig = plt.figure(figsize=(8, 2.8), dpi=80)
+    else:
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(8, 2.8), dpi=80)                                  # no pyplot, no GUI: safe in scripts and workers
+    a1, a2 = fig.subplots(1, 2)
     tr = [r for r in history if r.get('loss') is not None]
     for key in ['loss'] + sorted({k for r in tr for k in r if k.startswith('loss_')}):
         a1.plot([r['epoch'] for r in tr], [r[key] for r in tr], marker='.', label='total' if key == 'loss' else key[5:])
@@ -466,11 +470,10 @@ def plot_history(
     a2.set_xlabel('epoch'); a2.set_ylabel('%'); a2.set_ylim(0, 100); a2.legend(fontsize=8)
     if title: fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path); plt.close(fig)
+    if path is not None: fig.savefig(path)
     return fig
 
-# %% ../nbs/07_train.ipynb #740abcee
+# %% ../nbs/07_train.ipynb #e69cd461
 class NonFiniteLossError(FloatingPointError):
     "Training produced a NaN or infinite loss."
 
@@ -480,8 +483,6 @@ def find_annotations(
     "The synthetic world's annotations of `data` (`reid_lit.synth.load_annotations(data.root)`), or None for other datasets."
     root = getattr(data, 'root', None)
     if root is None: return None
-    try: from reid_lit.synth import load_annotations
-    except ImportError: return None
     try: return load_annotations(root)
     except (FileNotFoundError, ValueError, OSError): return None
 
@@ -506,9 +507,9 @@ class Trainer:
                 ):
         cfg = config if isinstance(config, TrainConfig) else get_preset(config, device)
         self.cfg = update_config(cfg, **overrides)
+        self.device = init_distributed(device)                               # joins torchrun's process group, if any
         self.rank, self.world = dist_info()
         self.is_main = self.rank == 0
-        self.device = init_distributed(device) if self.world > 1 else default_device(device)
         self.progress, self.verbose = progress, verbose
         self.out_dir = Path(out_dir) if out_dir is not None else None
         cfg = self.cfg
@@ -591,7 +592,6 @@ class Trainer:
                     epoch:int, # 0-based epoch index (selects the PK plan and the worker seeds)
                    )->dict: # mean loss and terms, lr, images/s, seconds
         "One pass over the PK batches of `epoch`."
-        from tqdm.auto import tqdm
         cfg = self.cfg
         self.net.train(); self.loss_modules.train()
         self.sampler.set_epoch(epoch)
@@ -741,7 +741,7 @@ class Trainer:
 
 def _norm_cfg(v): return list(v) if isinstance(v, (tuple, list)) else v
 
-# %% ../nbs/07_train.ipynb #02a4ac86
+# %% ../nbs/07_train.ipynb #6ef8d06d
 class UsageError(ValueError):
     "An invalid command-line argument (reported in one line, exit code 2)."
 
@@ -877,7 +877,7 @@ def train_reid(
     return {'untrained': untrained, 'trained': trained, 'history': history, 'out_dir': out_dir, 'wall_s': wall,
             'img_s': img_s, 'config': cfg}
 
-# %% ../nbs/07_train.ipynb #52c87469
+# %% ../nbs/07_train.ipynb #efb9a82f
 def model_from_checkpoint(
     ck:dict|str|Path, # A checkpoint dict or file written by `Trainer`
     device:str|torch.device|None='cpu', # Where to put the model
@@ -948,14 +948,13 @@ def synth_dataset(
     **kwargs, # `make_synth_reid` arguments
 )->Path:
     "Write a synthetic dataset with `reid_lit.synth.make_synth_reid` and print its summary."
-    from reid_lit.synth import make_synth_reid
     root = make_synth_reid(out, **kwargs)
     print(f"synthetic dataset written to {root}")
     try: print(build_dataset(root).summary())
     except Exception: pass
     return root
 
-# %% ../nbs/07_train.ipynb #578f0813
+# %% ../nbs/07_train.ipynb #08648eed
 class _cli_errors:
     "Turn usage errors into one-line messages (exit 2) and a non-finite loss into one line (exit 1)."
     def __init__(self, prog): self.prog = prog

@@ -33,6 +33,7 @@ def parse():
     ap.add_argument('--data-batches', type=int, default=None, help='batches timed in the data benchmark (default 100 CUDA, 10 CPU)')
     ap.add_argument('--no-compile', action='store_true', help='skip the torch.compile configuration')
     ap.add_argument('--ids', type=int, default=None, help='identities of the synthetic dataset (default 64 CUDA, 24 CPU)')
+    ap.add_argument('--threads', type=int, default=None, help='CPU only: intra-op threads (default 1, as the cpu preset)')
     return ap.parse_args()
 
 
@@ -41,14 +42,14 @@ def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
 
-def model_step_images_per_s(data, dev, backbone, size, p, k, steps, warmup, amp, channels_last, compile):
+def model_step_images_per_s(data, dev, backbone, size, p, k, steps, warmup, amp, channels_last, compile, threads=None):
     "Images/s of Trainer.train_step on random batches already on the device."
     import torch
     from reid_lit.core import set_seed
     from reid_lit.baseline import build_model
     from reid_lit.train import Trainer, baseline_losses, get_preset
     cfg = get_preset('paper', backbone=backbone, size=size, p=p, k=k, amp=amp, channels_last=channels_last, compile=compile,
-                     workers=0, persistent_workers=False)
+                     workers=0, persistent_workers=False, threads=threads)
     set_seed(0)
     model = build_model('baseline', data.num_train_pids, backbone=backbone)
     tr = Trainer(model, baseline_losses(data.num_train_pids), data, cfg, device=dev, annotations=None, progress=False, verbose=False)
@@ -105,7 +106,9 @@ def main():
     workers = args.workers if args.workers is not None else min(os.cpu_count() or 1, 16)
     batches = args.data_batches or (100 if cuda else 10)
     ids = args.ids or (64 if cuda else 24)
-    name = torch.cuda.get_device_name(dev) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    threads = None if cuda else (args.threads or 1)
+    if threads: torch.set_num_threads(threads)
+    name = torch.cuda.get_device_name(dev) if cuda else f"CPU ({os.cpu_count()} cores), {threads} intra-op thread(s)"
     print(f"torch {torch.__version__} on {name}; baseline/{backbone} at {size[0]}x{size[1]}, batch {p * k} = {p}x{k}")
 
     from reid_lit.synth import make_synth_reid
@@ -126,7 +129,7 @@ def main():
     for label, c in configs:
         warm = args.warmup if args.warmup is not None else ((25 if c['compile'] else 10) if cuda else (2 if c['compile'] else 1))
         try:
-            ips, mem = model_step_images_per_s(data, dev, backbone, size, p, k, steps, warm, **c)
+            ips, mem = model_step_images_per_s(data, dev, backbone, size, p, k, steps, warm, threads=threads, **c)
         except Exception as e:                                     # e.g. no C++ compiler for inductor on this machine
             print(f"  {label:<34} failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
             continue
