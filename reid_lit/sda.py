@@ -7,7 +7,7 @@ __all__ = ['NL_MODES', 'PAPER_POINTS', 'RESNET50_UNITS', 'nonlocal_weights', 'No
            'recover_part_features', 'masked_batch_norm', 'SDABlock', 'paper_insertion_points', 'NonLocalResNet',
            'SDAResNet']
 
-# %% ../nbs/10_nonlocal_sda.ipynb #0fbdd022
+# %% ../nbs/10_nonlocal_sda.ipynb #df5542ad
 import math
 import torch
 import torch.nn as nn
@@ -17,7 +17,7 @@ from torch import Tensor
 from .baseline import ReIDBaseline, register_model
 from .pose import SDA_PARTS, canonical_sda_masks, sda_part_masks
 
-# %% ../nbs/10_nonlocal_sda.ipynb #9ab1e1eb
+# %% ../nbs/10_nonlocal_sda.ipynb #e3aac6fe
 NL_MODES = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 
 def _check_mode(mode):
@@ -53,7 +53,7 @@ def nonlocal_weights(
         return s.softmax(-1) * valid
     return s * valid / valid.sum(-1, keepdim=True).clamp(min=1)
 
-# %% ../nbs/10_nonlocal_sda.ipynb #36da67a2
+# %% ../nbs/10_nonlocal_sda.ipynb #136aff6e
 def _check_channels(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -103,7 +103,7 @@ class NonLocalBlock(nn.Module):
 
     def extra_repr(self): return f"{self.in_channels}, inter_channels={self.inter_channels}, mode={self.mode!r}, sub_sample={self.sub_sample}"
 
-# %% ../nbs/10_nonlocal_sda.ipynb #0bb19dad
+# %% ../nbs/10_nonlocal_sda.ipynb #61bc90b1
 def resize_part_masks(
     parts:Tensor, # (B, P, h, w) or (P, h, w) part masks in [0, 1] (float or bool), any resolution
     size:tuple, # (H, W) of the feature map
@@ -116,7 +116,7 @@ def resize_part_masks(
     if tuple(parts.shape[-2:]) == tuple(size): return parts
     return F.adaptive_avg_pool2d(parts, tuple(size))
 
-# %% ../nbs/10_nonlocal_sda.ipynb #b61c4997
+# %% ../nbs/10_nonlocal_sda.ipynb #f3b7e5a7
 def part_tokens(
     x:Tensor, # (B, C, H, W) feature map
     masks:Tensor, # (B, P, H, W) part masks at the feature resolution, in [0, 1]
@@ -136,7 +136,7 @@ def recover_part_features(
     cover = masks.sum(1, keepdim=True).clamp(min=1)                       # (B, 1, H, W)
     return torch.einsum("bphw,bpc->bchw", masks, tokens) / cover
 
-# %% ../nbs/10_nonlocal_sda.ipynb #7c1b02c0
+# %% ../nbs/10_nonlocal_sda.ipynb #da3e79cc
 def masked_batch_norm(
     y:Tensor, # (B, P, C) one token per part
     present:Tensor, # (B, P) bool, which tokens exist
@@ -161,7 +161,7 @@ def masked_batch_norm(
     else: mean, var = bn.running_mean, bn.running_var
     return ((y - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias) * w
 
-# %% ../nbs/10_nonlocal_sda.ipynb #99bfca6e
+# %% ../nbs/10_nonlocal_sda.ipynb #a1ddfe39
 class SDABlock(nn.Module):
     "Semantic-driven attention block, eq. (4): non-local attention among body-part tokens, written back onto the parts."
     needs_parts = True
@@ -201,7 +201,7 @@ class SDABlock(nn.Module):
 
     def extra_repr(self): return f"{self.in_channels}, inter_channels={self.inter_channels}"
 
-# %% ../nbs/10_nonlocal_sda.ipynb #b8ba7f63
+# %% ../nbs/10_nonlocal_sda.ipynb #efd50e44
 PAPER_POINTS = (("conv1_1", "layer1", 1), ("conv2_2", "layer1", 2), ("conv3_3", "layer2", 3), ("conv4_4", "layer3", 4))
 RESNET50_UNITS = {"layer1": 3, "layer2": 4, "layer3": 6, "layer4": 3}
 
@@ -215,7 +215,7 @@ def paper_insertion_points(
         pts.append((stage, max(math.ceil(u * n / RESNET50_UNITS[stage]), 1) - 1))
     return pts
 
-# %% ../nbs/10_nonlocal_sda.ipynb #26d8f880
+# %% ../nbs/10_nonlocal_sda.ipynb #d6e033e9
 class _InsertedResNet(ReIDBaseline):
     "The baseline with one block (from `make_block(C)`) after each of `points` (default: the paper's four)."
     def __init__(self, num_classes, backbone="resnet50", points=None, **kwargs):
