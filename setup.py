@@ -13,11 +13,11 @@ cfg = config["DEFAULT"]
 for key in "version description keywords author author_email license lib_name user min_python git_url".split():
     assert key in cfg, f"settings.ini is missing the key {key!r}"
 
-licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+licenses = {"apache2": "Apache-2.0"}  # SPDX expressions
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable", "6 - Mature", "7 - Inactive"]
 py_versions = "3.10 3.11 3.12 3.13".split()
 min_python = cfg["min_python"]
-lic = licenses.get(cfg["license"].lower(), (cfg["license"], None))
+lic = licenses.get(cfg["license"].lower(), cfg["license"])
 
 def _reqs(key):
     "Split a space-separated requirement list from settings.ini, keeping quoted items whole."
@@ -32,15 +32,14 @@ long_description = (here / "README.md").read_text(encoding="utf-8") if (here / "
 setuptools.setup(
     name=cfg["lib_name"],
     version=cfg["version"],
-    license=lic[0],
+    license=lic,
     classifiers=[
         "Development Status :: " + statuses[int(cfg["status"])],
         "Intended Audience :: " + cfg["audience"].title(),
         "Natural Language :: " + cfg["language"].title(),
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ]
-    + ["Programming Language :: Python :: " + v for v in py_versions[py_versions.index(min_python):]]
-    + (["License :: " + lic[1]] if lic[1] else []),
+    + ["Programming Language :: Python :: " + v for v in py_versions[py_versions.index(min_python):]],
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=[cfg["lib_name"], cfg["lib_name"] + ".*"]),
     include_package_data=True,

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['TableRenderer', 'param_table']
 
-# %% ../nbs/99_showdoc.ipynb #99707606
-import inspect
+# %% ../nbs/99_showdoc.ipynb #1f65c5d5
+import importlib, inspect
 from fastcore.docments import MarkdownRenderer, docments
 
-# %% ../nbs/99_showdoc.ipynb #4b55f437
+# %% ../nbs/99_showdoc.ipynb #7e333599
 class TableRenderer(MarkdownRenderer):
     "`show_doc` renderer: source link, heading, signature, docstring and a parameter table."
     def _repr_markdown_(self):
@@ -34,16 +34,29 @@ class TableRenderer(MarkdownRenderer):
         ret = '' if ret is inspect.Signature.empty else f" -> {getattr(ret, '__name__', ret)}"
         return f"{kind} {self.nm}({', '.join(str(p) for p in ps)}){ret}"
 
-# %% ../nbs/99_showdoc.ipynb #336852f7
+# %% ../nbs/99_showdoc.ipynb #66918db5
 def _cell(o)->str:
     "Markdown for one table cell: a type, default or comment, with `|` escaped."
     s = o.__name__ if isinstance(o, type) else (o if isinstance(o, str) else repr(o))
     return s.replace('|', '\\|').replace('\n', ' ')
 
+def _library_twin(sym):
+    "The same-named object of the reid_lit package, for one defined in a notebook kernel."
+    # The docs build runs exported cells in a kernel, so their classes live in `__main__`, where
+    # `inspect` cannot find the source of a dataclass and its field comments would be lost.
+    if getattr(sym, '__module__', None) != '__main__': return sym
+    try:
+        from reid_lit._modidx import d
+        for mod, syms in d['syms'].items():
+            if f'{mod}.{sym.__qualname__}' in syms: return getattr(importlib.import_module(mod), sym.__qualname__)
+    except Exception: pass
+    return sym
+
 def param_table(
     sym, # A function or class with docments
 )->str: # A markdown table of parameters, '' when nothing is documented
     "Markdown table with each parameter's type, default and docment comment."
+    sym = _library_twin(sym)
     try: dm = docments(sym, full=True)
     except Exception: return ''
     dm.pop('self', None); ret = dm.pop('return', None)
