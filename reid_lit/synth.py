@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['VIEWS', 'ATTR_NAMES', 'ATTR_GROUPS', 'TWIN_DETAILS', 'COLOURS', 'HEAD_C', 'NECK', 'PELVIS', 'L_TOE', 'R_TOE',
-           'L_HAND', 'R_HAND', 'OCCLUDER', 'NEUTRAL_CAMERA', 'SPLITS', 'SYNTH_VERSION', 'DEFAULT_SYNTH', 'PART_COLOURS',
-           'Identity', 'sample_identity', 'identity_attributes', 'make_twin', 'walking_skeleton', 'project_skeleton',
-           'Canvas', 'fill_capsule', 'fill_ellipse', 'fill_polygon', 'draw_person', 'keypoint_visibility',
-           'CameraStyle', 'camera_style', 'camera_styles', 'render_background', 'draw_occluder', 'draw_passerby',
-           'apply_camera', 'render_image', 'Shot', 'SynthPlan', 'market_name', 'mars_name', 'plan_synth_reid',
-           'pack_parts', 'unpack_parts', 'make_synth_reid', 'synth_info', 'synth_plan', 'synth_summary',
-           'SynthAnnotations', 'load_annotations', 'synth_cache_dir', 'default_synth', 'overlay_parts',
+           'L_HAND', 'R_HAND', 'OCCLUDER', 'NEUTRAL_CAMERA', 'SPLITS', 'QUERY_OCCLUDERS', 'SYNTH_VERSION',
+           'DEFAULT_SYNTH', 'PART_COLOURS', 'Identity', 'sample_identity', 'identity_attributes', 'make_twin',
+           'walking_skeleton', 'project_skeleton', 'Canvas', 'fill_capsule', 'fill_ellipse', 'fill_polygon',
+           'draw_person', 'keypoint_visibility', 'CameraStyle', 'camera_style', 'camera_styles', 'render_background',
+           'draw_occluder', 'draw_passerby', 'apply_camera', 'render_image', 'Shot', 'SynthPlan', 'market_name',
+           'mars_name', 'plan_synth_reid', 'pack_parts', 'unpack_parts', 'make_synth_reid', 'synth_info', 'synth_plan',
+           'synth_summary', 'SynthAnnotations', 'load_annotations', 'synth_cache_dir', 'default_synth', 'overlay_parts',
            'show_annotated']
 
 # %% ../nbs/02_synth.ipynb #75193c0c
@@ -814,6 +814,7 @@ def render_image(
     background:np.ndarray|None=None, # (H, >=W, 3) scene from `render_background`; None: flat grey
     box:tuple|None=None, # (scale factor, x shift / W, y shift / H) of the box; None: drawn from the style's jitter
     mode:str="person", # 'person' | 'distractor' (a bad box) | 'junk' (the person mostly outside)
+    extra_occluder:tuple|None=None, # (kind, rng): one more `draw_occluder` object in front of the person, from its own generator
 )->tuple:
     "Draw one detection box: (H, W, 3) uint8 image, (17, 3) float32 keypoints, (H, W) uint8 part label map."
     H, W = size
@@ -844,6 +845,7 @@ def render_image(
     Q, Dt = draw_person(cv, ident, P, view, S, cx, fy, yaw)
     if not quiet and style.occluders and rng.random() < style.occluder_p:
         draw_occluder(cv, style.occluders[int(rng.integers(len(style.occluders)))], rng)
+    if extra_occluder is not None: draw_occluder(cv, *extra_occluder)     # its own stream: the rest of the image is unchanged
     kps = keypoint_visibility(cv, Q, Dt, S)
     out = (np.clip(cv.img, 0, 1) * 255 + .5).astype(np.uint8) if quiet else apply_camera(cv.img, style, rng)
     return out, kps, cv.lab
@@ -1028,10 +1030,20 @@ def unpack_parts(
     return out[..., :width]
 
 # %% ../nbs/02_synth.ipynb #0a76dfa9
+QUERY_OCCLUDERS = ("car", "hedge", "person", "sign")   # what stands in front of the people of occluded queries
+
+def _query_occluder(seed, dcode, index, frac):
+    "The extra occluder (kind, generator) of shot `index` when it is a query drawn occluded, else None."
+    if frac <= 0: return None
+    r = np.random.default_rng([seed, dcode, 8, index])   # a stream of its own: nothing else of the dataset moves
+    if r.random() >= frac: return None
+    return QUERY_OCCLUDERS[int(r.integers(len(QUERY_OCCLUDERS)))], r
+
 class _Drawer:
     "Draws shots of one dataset (one per worker process); backgrounds are rendered once per camera."
-    def __init__(self, root, size, styles, identities, seed, domain):
+    def __init__(self, root, size, styles, identities, seed, domain, occluded_queries=0.):
         self.root, self.size, self.styles, self.identities, self.seed, self.dcode = Path(root), size, styles, identities, seed, _code(domain)
+        self.occluded_queries = occluded_queries
         self.bgs = [render_background(s, size) for s in styles]
     def __call__(self, job):
         start, shots = job
@@ -1040,7 +1052,9 @@ class _Drawer:
         for j, s in enumerate(shots):
             rng = np.random.default_rng([self.seed, self.dcode, 7, start + j])
             st = self.styles[s.cam - 1]
-            img, kps[j], lab = render_image(self.identities[s.ident], s.view, s.phase, st, rng, self.size, self.bgs[s.cam - 1], s.box, s.mode)
+            occ = _query_occluder(self.seed, self.dcode, start + j, self.occluded_queries) if s.split == "query" else None
+            img, kps[j], lab = render_image(self.identities[s.ident], s.view, s.phase, st, rng, self.size, self.bgs[s.cam - 1], s.box, s.mode,
+                                            extra_occluder=occ)
             parts[j] = pack_parts(lab)
             Image.fromarray(img).save(self.root / s.path, quality=st.jpeg, subsampling=0)   # 4:4:4 keeps small colour details
         return kps, parts
@@ -1105,9 +1119,11 @@ def make_synth_reid(
     workers:int|None=None, # Drawing processes (None: up to 2 for large sets; 0 or 1: this process)
     overwrite:bool=False, # Replace an existing dataset in `root`
     verbose:bool=False, # Print the summary table
+    occluded_queries:float=0., # Share of query boxes drawn with an extra object (`QUERY_OCCLUDERS`) in front of the person; 0: none
 )->Path:
     "Draw a synthetic re-ID dataset in the Market-1501 layout (and MARS with `video`) plus `annotations.npz`; returns `root`."
     _check_args(num_train_ids, num_test_ids, num_cams, size, twin_frac, difficulty, max_per_cam, distractor_frac, junk_frac, video)
+    if not 0 <= occluded_queries <= 1: raise ValueError(f"occluded_queries must be in [0, 1], got {occluded_queries!r}")
     root, size = Path(root).expanduser(), (int(size[0]), int(size[1]))
     found = [n for n in _OUTPUTS if (root / n).exists()]
     if found and not overwrite:
@@ -1120,7 +1136,7 @@ def make_synth_reid(
     for d in sorted({os.path.dirname(s.path) for s in shots}): (root / d).mkdir(parents=True, exist_ok=True)
     chunk = 256
     jobs = [(i, shots[i:i + chunk]) for i in range(0, len(shots), chunk)]
-    args = (root, size, styles, plan.identities, seed, domain)
+    args = (root, size, styles, plan.identities, seed, domain, float(occluded_queries))
     if workers is None: workers = min(2, os.cpu_count() or 1) if len(shots) >= 2000 else 1
     if workers > 1:
         import multiprocessing as mp
@@ -1167,6 +1183,11 @@ def make_synth_reid(
                   distractor_frac=distractor_frac, junk_frac=junk_frac, tracklet_len=list(tracklet_len))
     info = dict(version=SYNTH_VERSION, params=params, counts=counts, twins=[list(t) for t in plan.twins],
                 cameras=[asdict(s) for s in styles])
+    if occluded_queries > 0:                                   # recorded only when used: default datasets keep their bytes
+        params["occluded_queries"] = float(occluded_queries)
+        info["occluded_queries"] = sorted(os.path.basename(s.path) for i, s in enumerate(shots)
+                                          if s.split == "query" and _query_occluder(seed, _code(domain), i, occluded_queries))
+        counts["query"]["occluded"] = len(info["occluded_queries"])
     (root / "synth.json").write_text(json.dumps(info, indent=1, sort_keys=True))     # written last: marks a complete dataset
     if verbose: print(synth_summary(root))
     return root

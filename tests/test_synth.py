@@ -172,3 +172,30 @@ def test_default_synth_cache(tmp_path, monkeypatch):
     assert d1.name.startswith("synth-") and synth_info(d1)["params"]["size"] == [32, 16]
     assert default_synth(size=(32, 16), **dict(kw, seed=1)) != d1
     assert set(DEFAULT_SYNTH) >= {"num_train_ids", "num_test_ids", "num_cams", "domain", "seed"}
+
+
+def test_occluded_queries(ds, tmp_path):
+    "occluded_queries draws an extra occluder in front of the query people only; everything else keeps its bytes."
+    occ = make_synth_reid(tmp_path / "occ", **dict(ARGS, occluded_queries=1.))
+    queries = [f for f in files(ds) if f.startswith("query/")]
+    same = [f for f in files(ds) if f not in queries and f not in ("annotations.npz", "synth.json")]
+    assert files(occ) == files(ds)
+    _, mismatch, errors = filecmp.cmpfiles(ds, occ, same, shallow=False)
+    assert mismatch == [] and errors == []
+    _, changed, _ = filecmp.cmpfiles(ds, occ, queries, shallow=False)
+    assert sorted(changed) == queries
+    info = synth_info(occ)
+    assert info["occluded_queries"] == sorted(os.path.basename(q) for q in queries)
+    assert info["params"]["occluded_queries"] == 1. and "occluded_queries" not in synth_info(ds)["params"]
+    a0, a1 = load_annotations(ds), load_annotations(occ)
+    names = [os.path.basename(q) for q in queries]
+    body0, body1 = [(a0[n]["parts"] > 0).sum() for n in names], [(a1[n]["parts"] > 0).sum() for n in names]
+    assert all(b1 <= b0 for b0, b1 in zip(body0, body1)) and sum(body1) < sum(body0)
+    for n in a0:                                                   # only query annotations may differ
+        if n not in names: assert np.array_equal(a0[n]["parts"], a1[n]["parts"]) and np.array_equal(a0[n]["keypoints"], a1[n]["keypoints"])
+    again = make_synth_reid(tmp_path / "again", **dict(ARGS, occluded_queries=1.))
+    _, mismatch, errors = filecmp.cmpfiles(occ, again, files(occ), shallow=False)
+    assert mismatch == [] and errors == []
+    some = synth_info(make_synth_reid(tmp_path / "some", **dict(ARGS, occluded_queries=.5)))["occluded_queries"]
+    assert set(some) < set(info["occluded_queries"])
+    with pytest.raises(ValueError, match="occluded_queries must be in"): make_synth_reid(tmp_path / "x", occluded_queries=-.1)
