@@ -398,6 +398,13 @@ class MagnifierNet(nn.Module):
         if self.split == "copy": return self.part_layer4(maps["layer3"])
         return maps["layer4"]
 
+    def segment(self,
+                x:Tensor, # (B, 3, H, W) normalised images
+               )->Tensor: # (B, K+1, h, w) mask-module logits on the part map
+        "The mask module's region logits for a batch of images (the parsing SAB and SFB use at test time)."
+        if self.mask is None: raise ValueError("this model has no mask module (mask=False)")
+        return self.mask(self.part_map(self.backbone(x, return_maps=True)))
+
     def masks_for(self,
                   logits:Tensor|None, # (B, K+1, h, w) mask-module logits (None without M)
                   parts:Tensor|None, # (B, H, W) label maps or None
