@@ -280,6 +280,16 @@ class ReIDBaseline(nn.Module):
         self.classifier = nn.Linear(C, self.num_classes, bias=False)
         self.classifier.apply(_weights_init_classifier)
 
+    def reset_classifier(self,
+                         num_classes:int, # New number of classes (e.g. this epoch's pseudo-identities)
+                        ):
+        "Replace the ID classifier by a freshly initialised one with `num_classes` outputs."
+        if int(num_classes) < 1: raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.num_classes = int(num_classes)
+        w = self.classifier.weight
+        self.classifier = nn.Linear(self.feat_dim, self.num_classes, bias=False, device=w.device, dtype=w.dtype)
+        self.classifier.apply(_weights_init_classifier)
+
     def parts_from_batch(self,
                          batch:dict, # A data batch (dict from `ImageDataset`)
                         )->Tensor|None: # the `parts` argument of forward; None: the baseline uses no body geometry

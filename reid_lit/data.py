@@ -490,6 +490,7 @@ def build_transforms(size:tuple=(256, 128), # Output (H, W)
                      erase_p:float=0.5, # Random erasing probability (train; 0 disables)
                      erase_scale:tuple=(0.02, 0.4), # Erased area as a fraction of the image
                      erase_ratio:tuple=(0.3, 3.33), # Aspect-ratio range of the erased rectangle
+                     erase_value:float|Sequence[float]|str=0, # Fill of the erased rectangle in normalised space; 'bot': the bag-of-tricks code's `mean` values
                      mean:Sequence[float]=IMAGENET_MEAN, # Normalisation mean (RGB)
                      std:Sequence[float]=IMAGENET_STD, # Normalisation std (RGB)
                      flip_perm:Sequence[int]|None=FLIP_PERM_COCO17, # Left/right keypoint permutation for the flip
@@ -501,7 +502,10 @@ def build_transforms(size:tuple=(256, 128), # Output (H, W)
         if flip_p > 0: ts.append(PoseHorizontalFlip(flip_p, flip_perm))
         if pad > 0: ts += [v2.Pad(pad, fill=0), v2.RandomCrop(size)]
     ts += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-    if train and erase_p > 0: ts.append(ImageOnlyErasing(p=erase_p, scale=erase_scale, ratio=erase_ratio, value=0))
+    if isinstance(erase_value, str):
+        if erase_value != 'bot': raise ValueError(f"erase_value must be a number, a sequence of 3 numbers or 'bot', got {erase_value!r}")
+        erase_value = list(IMAGENET_MEAN)
+    if train and erase_p > 0: ts.append(ImageOnlyErasing(p=erase_p, scale=erase_scale, ratio=erase_ratio, value=erase_value))
     return v2.Compose(ts)
 
 # %% ../nbs/03_data.ipynb #2ef795c0

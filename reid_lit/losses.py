@@ -34,6 +34,13 @@ class CrossEntropyLabelSmooth(nn.Module):
         if not 0 <= epsilon < 1: raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}")
         self.num_classes, self.epsilon = int(num_classes), float(epsilon)
 
+    def reset_num_classes(self,
+                          num_classes:int, # New N (e.g. this epoch's pseudo-identities)
+                         ):
+        "Train against `num_classes` classes from now on (the trainer's `rebuild` calls it)."
+        if int(num_classes) < 1: raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.num_classes = int(num_classes)
+
     def forward(self,
                 logits:Tensor, # (B, N) unnormalised class scores
                 targets:Tensor, # (B,) integer identity labels in [0, N)
@@ -160,12 +167,21 @@ class CenterLoss(nn.Module):
     def __init__(self,
                  num_classes:int, # N, the number of training identities
                  feat_dim:int, # D, the feature dimension
+                 own_lr:float|None=None, # Learning rate of the centres' own SGD in `reid_lit.train.Trainer` (Luo et al.: 0.5); None: the model's optimiser
                 ):
         super().__init__()
         if int(num_classes) < 1 or int(feat_dim) < 1:
             raise ValueError(f"num_classes and feat_dim must be positive integers, got {num_classes!r}, {feat_dim!r}")
-        self.num_classes, self.feat_dim = int(num_classes), int(feat_dim)
+        self.num_classes, self.feat_dim, self.own_lr = int(num_classes), int(feat_dim), own_lr
         self.centers = nn.Parameter(torch.randn(self.num_classes, self.feat_dim))   # (N, D)
+
+    def reset_num_classes(self,
+                          num_classes:int, # New N (e.g. this epoch's pseudo-identities)
+                         ):
+        "Fresh random centres for `num_classes` classes (the trainer's `rebuild` calls it)."
+        if int(num_classes) < 1: raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.num_classes = int(num_classes)
+        self.centers = nn.Parameter(torch.randn(self.num_classes, self.feat_dim, device=self.centers.device))
 
     def forward(self,
                 feat:Tensor, # (B, D) embeddings

@@ -6,10 +6,11 @@
 __all__ = ['PRESETS', 'TrainConfig', 'get_preset', 'update_config', 'LossTerm', 'loss_terms', 'compute_losses', 'baseline_losses',
            'lr_factor', 'WarmupSchedule', 'build_optimizer', 'build_scheduler', 'atomic_save', 'rng_state',
            'set_rng_state', 'load_checkpoint', 'dist_info', 'init_distributed', 'cleanup_distributed',
-           'gather_features', 'to_device', 'autocast_for', 'unwrap', 'parts_for', 'extract_features', 'eval_loader',
-           'ranking_summary', 'rank_gallery', 'ranked_list_figure', 'plot_history', 'NonFiniteLossError',
-           'find_annotations', 'Trainer', 'UsageError', 'parse_size', 'format_results', 'train_reid',
-           'model_from_checkpoint', 'eval_reid', 'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
+           'gather_features', 'to_device', 'autocast_for', 'unwrap', 'parts_for', 'embed_batch', 'extract_features',
+           'eval_loader', 'ranking_summary', 'rank_gallery', 'ranked_list_figure', 'plot_history', 'TrainHook',
+           'hook_name', 'NonFiniteLossError', 'find_annotations', 'check_image_items', 'Trainer', 'UsageError',
+           'parse_size', 'format_results', 'model_losses', 'train_reid', 'model_from_checkpoint', 'eval_reid',
+           'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
 
 # %% ../nbs/07_train.ipynb #2a06e0c7
 import os, sys, json, math, time, random, warnings
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from .core import default_device, set_seed, in_test
 from .data import ImageDataset, PKSampler, build_transforms, build_dataset
-from .losses import CrossEntropyLabelSmooth, TripletLoss
+from .losses import CrossEntropyLabelSmooth, TripletLoss, CenterLoss
 from .baseline import build_model, list_models
 from .metrics import evaluate_features, evaluate_rank, pairwise_distance, re_ranking, plot_ranked_list
 from .synth import load_annotations, make_synth_reid
@@ -58,6 +59,7 @@ class TrainConfig:
     min_lr_factor:float=0.0 # Final factor of the 'cosine' schedule
     margin:float|None=0.3 # Triplet margin of `baseline_losses` (None: soft margin)
     epsilon:float=0.1 # Label smoothing of `baseline_losses`
+    center_weight:float=0.0 # beta of the centre term of `baseline_losses` (0: off; Luo et al. use 5e-4)
     transforms:dict=field(default_factory=dict) # Extra `build_transforms(train=True)` arguments (pad, erase_p, ...)
     eval_every:int=10 # Evaluate on query/gallery every this many epochs (and after the last)
     eval_untrained:bool=True # Evaluate once before training (the untrained reference of the learning curves)
@@ -170,10 +172,17 @@ def baseline_losses(
     epsilon:float=0.1, # Label smoothing
     ce_weight:float=1.0, # Weight of the identity loss
     tri_weight:float=1.0, # Weight of the triplet loss
+    center_weight:float=0.0, # beta of the centre loss on the pre-BN feature (0: no centre term; Luo et al.: 5e-4)
+    feat_dim:int|None=None, # Width of the pre-BN feature (needed by the centre term)
+    center_lr:float=0.5, # Learning rate of the centres' own SGD optimiser
 )->dict:
-    "The strong baseline's objective: label-smoothed CE on the logits + batch-hard triplet on the pre-BN feature."
-    return {'ce': (CrossEntropyLabelSmooth(num_classes, epsilon), 'logits', ce_weight),
-            'tri': (TripletLoss(margin), 'feat', tri_weight)}
+    "The strong baseline's objective: label-smoothed CE on the logits + batch-hard triplet (+ beta x centre loss) on the pre-BN feature."
+    terms = {'ce': (CrossEntropyLabelSmooth(num_classes, epsilon), 'logits', ce_weight),
+             'tri': (TripletLoss(margin), 'feat', tri_weight)}
+    if center_weight:
+        if not feat_dim: raise ValueError(f"center_weight={center_weight} needs feat_dim, the width of the model's 'feat' output")
+        terms['center'] = (CenterLoss(num_classes, feat_dim, own_lr=center_lr), 'feat', center_weight)
+    return terms
 
 # %% ../nbs/07_train.ipynb #876c9dc4
 def lr_factor(
@@ -194,13 +203,20 @@ def lr_factor(
     return min_lr_factor + (1 - min_lr_factor) * 0.5 * (1 + math.cos(math.pi * min(t - warmup_epochs, span) / span))
 
 class WarmupSchedule:
-    "`LambdaLR` multiplier per iteration: `lr_factor(step / iters_per_epoch, ...)` (its state pickles as plain numbers)."
+    "`LambdaLR` multiplier per iteration: `lr_factor(epoch0 + (step - step0) / iters_per_epoch, ...)` (its state pickles as plain numbers)."
     def __init__(self,
                  iters_per_epoch:int, # Iterations of one epoch
                  **kwargs, # `lr_factor` arguments (epochs, warmup_epochs, schedule, ...)
                 ):
-        self.iters_per_epoch, self.kwargs = int(iters_per_epoch), dict(kwargs)
-    def __call__(self, step:int)->float: return lr_factor(step / self.iters_per_epoch, **self.kwargs)
+        self.iters_per_epoch, self.kwargs, self.step0, self.epoch0 = int(iters_per_epoch), dict(kwargs), 0, 0
+    def rebase(self,
+               step:int, # The scheduler's iteration count now
+               epoch:int, # The epoch that starts at this iteration
+               iters_per_epoch:int, # Iterations of each epoch from now on
+              ):
+        "Continue the schedule with a new epoch length (the batch count changes when pseudo-labels do)."
+        self.step0, self.epoch0, self.iters_per_epoch = int(step), int(epoch), int(iters_per_epoch)
+    def __call__(self, step:int)->float: return lr_factor(self.epoch0 + (step - self.step0) / self.iters_per_epoch, **self.kwargs)
 
 def build_optimizer(
     params, # Parameters or parameter groups
@@ -361,6 +377,21 @@ def parts_for(
     f = getattr(unwrap(model), 'parts_from_batch', None)
     return f(batch) if f is not None else None
 
+def _nhwc(x, channels_last): return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+def embed_batch(
+    model:nn.Module, # An eval-mode model: (N, 3, H, W) -> (N, D)
+    batch:dict, # A batch on the model's device: 'img' (B, 3, H, W) images or (B, T, 3, H, W) clips
+    channels_last:bool=False, # Feed NHWC images (4-D inputs only)
+)->Tensor: # (B, D) one descriptor per item
+    "The model's feature of each image, or of each clip the mean of its T frames' features (temporal average pooling)."
+    x, parts = batch['img'], parts_for(model, batch)
+    if x.dim() == 4: return model(_nhwc(x, channels_last), parts=parts)
+    if x.dim() != 5: raise ValueError(f"batch['img'] must be (B, 3, H, W) images or (B, T, 3, H, W) clips, got shape {tuple(x.shape)}")
+    B, T = x.shape[:2]
+    if parts is not None and parts.shape[:2] == (B, T): parts = parts.flatten(0, 1)
+    return model(_nhwc(x.flatten(0, 1), channels_last), parts=parts).view(B, T, -1).mean(1)   # (B*T, D) -> (B, D)
+
 @torch.no_grad()
 def extract_features(
     model:nn.Module, # Model whose eval-mode output is the (B, D) feature
@@ -368,17 +399,17 @@ def extract_features(
     device:torch.device, # Device to compute on
     amp:bool=True, # bf16 autocast on CUDA
     channels_last:bool=False, # Feed NHWC images
+    embed:Callable|None=None, # embed(model, batch) -> (B, D); default `embed_batch`
 )->tuple: # (features (n, D) float32, indices (n,)) on `device`
-    "Eval-mode features of every image of `loader`, with their dataset indices."
+    "Eval-mode features of every item of `loader` (images, or clips averaged over their frames), with their dataset indices."
+    embed = embed or (lambda m, b: embed_batch(m, b, channels_last))
     was_training = model.training
     model.eval()
     feats, idx = [], []
     try:
         for batch in loader:
             batch = to_device(batch, device)
-            x = batch['img']
-            if channels_last: x = x.contiguous(memory_format=torch.channels_last)
-            with autocast_for(device, amp): f = model(x, parts=parts_for(model, batch))
+            with autocast_for(device, amp): f = embed(model, batch)
             feats.append(f.float()); idx.append(torch.as_tensor(batch['index'], device=device))
     finally: model.train(was_training)
     return torch.cat(feats), torch.cat(idx)
@@ -473,6 +504,30 @@ def plot_history(
     if path is not None: fig.savefig(path)
     return fig
 
+# %% ../nbs/07_train.ipynb #hk000002
+class TrainHook:
+    "A plug-in of `Trainer.fit` (pseudo-labels, memories, video, ...): override any of these; each is called with the trainer."
+    name:str|None = None # Key of the hook's state in the checkpoint (None: the class name)
+    def before_fit(self, trainer):
+        "Once when `fit` starts (also when it continues a resumed run)."
+    def before_epoch(self, trainer, epoch:int):
+        "Before training epoch `epoch` (0-based): e.g. re-cluster, then `trainer.rebuild(...)`."
+    def after_step(self, trainer, batch:dict, out:dict):
+        "After each optimiser step, with the batch and the model's train-mode outputs."
+    def after_epoch(self, trainer, epoch:int, row:dict):
+        "After epoch `epoch` was trained (and evaluated), before its checkpoint: may add numbers to `row`."
+    def state_dict(self)->dict:
+        "What the hook must keep across a resume (plain data and tensors)."
+        return {}
+    def load_state_dict(self, state:dict, trainer):
+        "Restore `state_dict()`; called on resume *before* the model and the losses are restored (resize them here)."
+
+def hook_name(
+    hook:TrainHook, # A hook object
+)->str:
+    "The key of `hook` in the checkpoint."
+    return hook.name or type(hook).__name__
+
 # %% ../nbs/07_train.ipynb #e69cd461
 class NonFiniteLossError(FloatingPointError):
     "Training produced a NaN or infinite loss."
@@ -486,12 +541,28 @@ def find_annotations(
     try: return load_annotations(root)
     except (FileNotFoundError, ValueError, OSError): return None
 
+def check_image_items(
+    items:list, # `ReIDItem`s the trainer is asked to read as images
+    what:str='training', # Which split, for the message
+):
+    "Raise a clear error when `items` are tracklets (a video dataset) instead of images."
+    if items and getattr(items[0], 'frames', None):
+        raise ValueError(f"the {what} items are tracklets of a video dataset (e.g. 'synth_video', MARS): this Trainer reads images. "
+                         f"Use an image dataset (e.g. 'synth', market1501), or read the tracklets with reid_lit.data.VideoDataset; "
+                         f"clip training and tracklet evaluation are not in the engine yet")
+
 def _mix_seed(*xs):
     "A 63-bit seed from a tuple of integers."
     return int(np.random.SeedSequence([int(x) for x in xs]).generate_state(2, np.uint32).astype(np.uint64) @ np.array([1, 2**31], np.uint64)) & (2**63 - 1)
 
+def _nonfinite(w, names, epoch, i, log_every, n_iter, last, lr):
+    first = i + 2 - ((i % log_every) + 1)
+    terms = ', '.join(f"{n}={v:.4g}" for n, v in zip(names, w[1:]))
+    return NonFiniteLossError(f"the training loss became {w[0]} at epoch {epoch + 1}, iteration {first}..{i + 1} of {n_iter} ({terms}); "
+                              f"training stopped. Last good checkpoint: {last}. Try a lower lr (now {lr:.3g}) or --grad_clip.")
+
 class Trainer:
-    "Train a re-ID model with a weighted loss dict on PK batches; evaluate, checkpoint and resume (single process or DDP)."
+    "Train a re-ID model with a weighted loss dict on PK batches; evaluate, checkpoint and resume (single process or DDP); extend it with `TrainHook`s."
     def __init__(self,
                  model:nn.Module, # forward(x, parts=None): dict of outputs in train mode, (B, D) feature in eval mode
                  losses:dict, # {name: (loss_fn, output_key, weight[, target_key])}, see `loss_terms`
@@ -501,64 +572,132 @@ class Trainer:
                  device:str|torch.device|None=None, # Device (None: CUDA if available; under torchrun: this rank's GPU)
                  annotations='auto', # Annotation mapping for `ImageDataset`, None, or 'auto' (`find_annotations(data)`)
                  resume:bool|str|Path=False, # Continue from `out_dir/last.pt` (True) or from this checkpoint
+                 hooks:list|None=None, # `TrainHook`s that `fit` calls (pseudo-labels, memories, ...)
                  progress:bool=True, # Show a tqdm progress bar (rank 0)
                  verbose:bool=True, # Print a line per epoch (rank 0)
                  **overrides, # `TrainConfig` fields to override
                 ):
-        cfg = config if isinstance(config, TrainConfig) else get_preset(config, device)
-        self.cfg = update_config(cfg, **overrides)
+        cfg = self.cfg = update_config(config if isinstance(config, TrainConfig) else get_preset(config, device), **overrides)
         self.device = init_distributed(device)                               # joins torchrun's process group, if any
-        self.rank, self.world = dist_info()
-        self.is_main = self.rank == 0
-        self.progress, self.verbose = progress, verbose
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        cfg = self.cfg
-        # -- model, losses
-        self.model = model.to(self.device)
-        if cfg.channels_last: self.model = self.model.to(memory_format=torch.channels_last)
-        self.terms = loss_terms(losses)
-        self.loss_modules = nn.ModuleDict({n: t.fn for n, t in self.terms.items() if isinstance(t.fn, nn.Module)}).to(self.device)
-        self.net = self.model
-        if self.world > 1:
-            self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
-                find_unused_parameters=cfg.find_unused_parameters)
-        if cfg.compile: self.net = torch.compile(self.net)
+        (self.rank, self.world), self.progress, self.verbose = dist_info(), progress, verbose
+        self.is_main, self.out_dir = self.rank == 0, Path(out_dir) if out_dir is not None else None
+        self.hooks = list(hooks or [])
+        names = [hook_name(h) for h in self.hooks]
+        if len(set(names)) < len(names): raise ValueError(f"every hook needs its own name (TrainHook.name), got {names}")
         if self.device.type == 'cuda': torch.backends.cudnn.benchmark = True
         if self.device.type == 'cpu' and cfg.threads: torch.set_num_threads(cfg.threads)   # process-wide
-        # -- data
+        self.model, self.terms = model.to(self.device), loss_terms(losses)
+        self.loss_modules = nn.ModuleDict({n: t.fn for n, t in self.terms.items() if isinstance(t.fn, nn.Module)}).to(self.device)
         self.data = data
         self.annotations = find_annotations(data) if isinstance(annotations, str) and annotations == 'auto' else annotations
-        self._build_loaders()
-        # -- optimisation
-        groups = [{'params': [p for p in self.model.parameters() if p.requires_grad]}]
-        extra = [p for p in self.loss_modules.parameters() if p.requires_grad]
-        if extra: groups.append({'params': extra})
-        self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+        if not data.query or not data.gallery: raise ValueError("the dataset needs query and gallery images for evaluation")
+        self.test_items, self.num_query = list(data.query) + list(data.gallery), len(data.query)
+        self.test_dl = self.make_test_loader(self.test_items)
+        self._set_train_items(data.train)
+        self.optimizer = build_optimizer(self._param_groups(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
         self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_dl))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)   # bf16 needs no loss scaling; kept for checkpoints
-        self.epoch, self.history, self.best = 0, [], None
-        self.result = None
+        self.loss_optimizers = {}
+        self._sync_params()
+        self.epoch, self.history, self.best, self.result = 0, [], None, None
         set_seed(_mix_seed(cfg.seed, self.rank) % 2**31)                     # augmentation stream of this process
         if resume: self.resume(resume)
 
-    # ---------------------------------------------------------------- data
-    def _build_loaders(self):
-        cfg, cuda = self.cfg, self.device.type == 'cuda'
-        d = self.data
-        if not d.train: raise ValueError("the dataset has no training images")
-        if not d.query or not d.gallery: raise ValueError("the dataset needs query and gallery images for evaluation")
-        train_ds = ImageDataset(d.train, build_transforms(cfg.size, train=True, **cfg.transforms), annotations=self.annotations)
-        self.sampler = PKSampler([it.pid for it in d.train], cfg.p, cfg.k, seed=cfg.seed, num_replicas=self.world, rank=self.rank)
+    # ---------------------------------------------------------------- the pieces a training mode may replace
+    def make_train_dataset(self,
+                           items:list, # Training `ReIDItem`s (pids may be pseudo-labels)
+                          ): # a Dataset of dicts ('img', 'pid', ...)
+        "The training dataset: `ImageDataset` with the training transforms and the annotations."
+        check_image_items(items)
+        return ImageDataset(items, build_transforms(self.cfg.size, train=True, **self.cfg.transforms), annotations=self.annotations)
+
+    def make_sampler(self,
+                     items:list, # Training `ReIDItem`s
+                    ): # a batch sampler with `set_epoch` and `epoch`
+        "P identities x K items per batch, rank-disjoint under DDP."
+        return PKSampler([it.pid for it in items], self.cfg.p, self.cfg.k, seed=self.cfg.seed, num_replicas=self.world, rank=self.rank)
+
+    def make_test_loader(self,
+                         items:list, # Any `ReIDItem`s to embed in order (query + gallery, or the training set for clustering)
+                        )->DataLoader:
+        "Test-pipeline loader of `items`, sharded over processes."
+        check_image_items(items, 'test')
+        return eval_loader(items, self.cfg, self.annotations, self.rank, self.world, self.device.type == 'cuda')
+
+    def embed(self,
+              model:nn.Module, # The eval-mode model
+              batch:dict, # A test batch on the device
+             )->Tensor: # (B, D)
+        "One descriptor per item: the model's feature of an image, or the mean over the frames of a (B, T, C, H, W) clip."
+        return embed_batch(model, batch, self.cfg.channels_last)
+
+    def _set_train_items(self, items):
+        cfg = self.cfg
+        if not items: raise ValueError("the dataset has no training images")
+        self.train_items = list(items)
+        ds, self.sampler = self.make_train_dataset(self.train_items), self.make_sampler(self.train_items)
         if len(self.sampler) == 0:
             raise ValueError(f"P={cfg.p} x K={cfg.k} leaves no complete batch in this training set "
-                             f"({len(d.train)} images of {len({it.pid for it in d.train})} identities)")
-        wk = dict(num_workers=cfg.workers, pin_memory=cuda)
-        if cfg.workers > 0: wk.update(persistent_workers=cfg.persistent_workers, prefetch_factor=4 if cuda else 2)
-        self.train_dl = DataLoader(train_ds, batch_sampler=self.sampler, **wk)
-        self.test_items = list(d.query) + list(d.gallery)
-        self.test_dl = eval_loader(self.test_items, cfg, self.annotations, self.rank, self.world, cuda)
-        self.num_query = len(d.query)
+                             f"({len(self.train_items)} images of {len({it.pid for it in self.train_items})} identities)")
+        wk = dict(num_workers=cfg.workers, pin_memory=self.device.type == 'cuda')
+        if cfg.workers > 0: wk.update(persistent_workers=cfg.persistent_workers, prefetch_factor=4 if wk['pin_memory'] else 2)
+        self.train_dl = DataLoader(ds, batch_sampler=self.sampler, **wk)
+
+    def _param_groups(self):
+        own = {id(p) for n, m in self.loss_modules.items() if getattr(m, 'own_lr', None) for p in m.parameters()}
+        extra = [p for p in self.loss_modules.parameters() if p.requires_grad and id(p) not in own]
+        return [{'params': [p for p in self.model.parameters() if p.requires_grad]}] + ([{'params': extra}] if extra else [])
+
+    def _sync_params(self):
+        "Point the optimiser(s) at the current parameters (dropping the state of removed ones) and wrap the model."
+        groups = self._param_groups()
+        for g, new in zip(self.optimizer.param_groups, groups):
+            keep = {id(p) for p in new['params']}
+            for p in g['params']:
+                if id(p) not in keep: self.optimizer.state.pop(p, None)
+            g['params'] = new['params']
+        for new in groups[len(self.optimizer.param_groups):]:                # a new group (e.g. a loss with parameters)
+            self.optimizer.add_param_group({**new, 'initial_lr': self.cfg.lr})
+            self.scheduler.base_lrs.append(self.cfg.lr); self.scheduler.lr_lambdas.append(self.scheduler.lr_lambdas[0])
+            self.optimizer.param_groups[-1]['lr'] = self.cfg.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        self.loss_optimizers = {n: self.loss_optimizers.get(n) or torch.optim.SGD(m.parameters(), lr=m.own_lr)
+                                for n, m in self.loss_modules.items() if getattr(m, 'own_lr', None)}
+        if self.cfg.channels_last: self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
+                                                           find_unused_parameters=self.cfg.find_unused_parameters)
+        if self.cfg.compile: self.net = torch.compile(self.net)
+
+    def rebuild(self,
+                items:list, # The new training items (e.g. pseudo-labelled `it._replace(pid=label)`, outliers left out)
+                num_classes:int|None=None, # Resize the model's classifier (`model.reset_classifier`) to this many classes
+               ):
+        "New training labels: rebuild dataset, sampler and loader, resize the classifier (and losses with `reset_num_classes`), register new parameters, re-base the schedule."
+        if num_classes is not None:
+            if not hasattr(self.model, 'reset_classifier'):
+                raise TypeError(f"{type(self.model).__name__} has no reset_classifier(num_classes): cannot resize it to {num_classes} classes")
+            self.model.reset_classifier(int(num_classes)); self.model.to(self.device)
+            for m in self.loss_modules.values():
+                if hasattr(m, 'reset_num_classes'): m.reset_num_classes(int(num_classes))
+            self.loss_optimizers = {}                                         # a resized loss gets a fresh optimiser
+        self._set_train_items(items)
+        self._sync_params()
+        self.scheduler.lr_lambdas[0].rebase(self.scheduler.last_epoch, self.epoch, len(self.train_dl))
+
+    def set_loss(self,
+                 name:str, # Name of the term (new or replaced)
+                 fn:Callable, # The loss (an `nn.Module` is moved to the device and checkpointed)
+                 key:str|None, # Model output it reads
+                 weight:float=1.0, # Its weight
+                 target:str='pid', # Batch entry used as target
+                ):
+        "Add or replace one term of the loss dict (e.g. a cluster memory sized by this epoch's clusters)."
+        self.terms = loss_terms({**self.terms, name: (fn, key, weight, target)})
+        if isinstance(fn, nn.Module): self.loss_modules[name] = fn.to(self.device)
+        elif name in self.loss_modules: del self.loss_modules[name]
+        self.loss_optimizers.pop(name, None)
+        self._sync_params()
 
     # ---------------------------------------------------------------- training
     def _log(self, *a):
@@ -567,26 +706,30 @@ class Trainer:
     def train_step(self,
                    batch:dict, # A batch on the device ('img', 'pid', ...)
                   )->tuple: # (total loss, {term: value}) as detached tensors
-        "One optimisation step: forward (autocast), loss dict (fp32), backward, optimiser and scheduler step."
+        "One optimisation step: forward (autocast), loss dict (fp32), backward, optimiser(s) and scheduler step, then the hooks' `after_step`."
         cfg = self.cfg
-        x = batch['img']
-        if cfg.channels_last: x = x.contiguous(memory_format=torch.channels_last)
-        parts = parts_for(self.model, batch)
-        with autocast_for(self.device, cfg.amp): out = self.net(x, parts=parts)
+        with autocast_for(self.device, cfg.amp): out = self.net(_nhwc(batch['img'], cfg.channels_last), parts=parts_for(self.model, batch))
         total, values = compute_losses(out, batch, self.terms)
         self.optimizer.zero_grad(set_to_none=True)
+        for o in self.loss_optimizers.values(): o.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.scaler.step(self.optimizer); self.scaler.update()
+        for name, o in self.loss_optimizers.items():                          # e.g. the centres: SGD on the unweighted gradient
+            w = self.terms[name].weight
+            for p in self.loss_modules[name].parameters():
+                if p.grad is not None and w > 0: p.grad.mul_(1 / w)
+            o.step()
         self.scheduler.step()
+        for h in self.hooks: h.after_step(self, batch, out)
         return total.detach(), values
 
     def _sync_sums(self, sums):
         if self.world > 1:
             sums = sums.clone(); dist.all_reduce(sums); sums /= self.world
-        return sums.tolist()
+        return sums
 
     def train_epoch(self,
                     epoch:int, # 0-based epoch index (selects the PK plan and the worker seeds)
@@ -608,27 +751,20 @@ class Trainer:
             window += torch.stack([total] + [values[n] for n in names]).double()
             seen += len(batch['pid'])
             if (i + 1) % cfg.log_every == 0 or i + 1 == n_iter:
-                w = self._sync_sums(window)
-                if not all(math.isfinite(v) for v in w):
+                w = self._sync_sums(window)                                   # mean over ranks of this window's sums
+                if not bool(torch.isfinite(w).all()):
                     bar.close()
-                    first = i + 2 - ((i % cfg.log_every) + 1)
-                    terms = ', '.join(f"{n}={v:.4g}" for n, v in zip(names, w[1:]))
                     last = f"'{self.out_dir / 'last.pt'}' (epoch {self.epoch})" if self.out_dir is not None and (self.out_dir / 'last.pt').exists() else 'none was written yet'
-                    raise NonFiniteLossError(f"the training loss became {w[0]} at epoch {epoch + 1}, iteration {first}..{i + 1} "
-                                             f"of {n_iter} ({terms}); training stopped. Last good checkpoint: {last}. "
-                                             f"Try a lower lr (now {self.optimizer.param_groups[0]['lr']:.3g}) or --grad_clip.")
-                sums += window; window.zero_()
-                el = time.perf_counter() - t0
-                bar.set_postfix(loss=f"{w[0] / min(cfg.log_every, (i % cfg.log_every) + 1):.3f}",
-                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", img_s=f"{seen * self.world / el:.0f}")
+                    raise _nonfinite(w.tolist(), names, epoch, i, cfg.log_every, n_iter, last, self.optimizer.param_groups[0]['lr'])
+                sums += w; window.zero_()
+                bar.set_postfix(loss=f"{w[0].item() / min(cfg.log_every, (i % cfg.log_every) + 1):.3f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", img_s=f"{seen * self.world / (time.perf_counter() - t0):.0f}")
             bar.update(1)
         bar.close()
         if self.device.type == 'cuda': torch.cuda.synchronize(self.device)
-        el = time.perf_counter() - t0
-        s = sums.tolist()                                                     # already averaged over ranks
-        row = {'loss': s[0] / n_iter, **{f'loss_{n}': v / n_iter for n, v in zip(names, s[1:])},
-               'lr': self.optimizer.param_groups[0]['lr'], 'img_s': seen * self.world / el, 'time_s': el}
-        return row
+        el, s = time.perf_counter() - t0, sums.tolist()                       # sums of the rank-averaged windows
+        return {'loss': s[0] / n_iter, **{f'loss_{n}': v / n_iter for n, v in zip(names, s[1:])},
+                'lr': self.optimizer.param_groups[0]['lr'], 'img_s': seen * self.world / el, 'time_s': el}
 
     # ---------------------------------------------------------------- evaluation
     def _sync_buffers(self):
@@ -636,11 +772,18 @@ class Trainer:
         if self.world > 1:
             for b in self.model.buffers(): dist.broadcast(b, 0)
 
+    def extract(self,
+                items:list|None=None, # `ReIDItem`s to embed (None: query + gallery)
+               )->Tensor: # (N, D) features on the device, in the order of `items`, on every rank
+        "Eval-mode features of `items` with the test pipeline (gathered from all ranks)."
+        self._sync_buffers()
+        dl = self.test_dl if items is None else self.make_test_loader(items)
+        f, idx = extract_features(self.model, dl, self.device, self.cfg.amp, embed=self.embed)
+        return gather_features(f, idx, len(self.test_items if items is None else items))
+
     def features(self)->tuple: # (query (nq, D), gallery (ng, D)) features on the device
         "Eval-mode features of query and gallery (gathered from all ranks)."
-        self._sync_buffers()
-        f, idx = extract_features(self.model, self.test_dl, self.device, self.cfg.amp, self.cfg.channels_last)
-        f = gather_features(f, idx, len(self.test_items))
+        f = self.extract()
         return f[:self.num_query], f[self.num_query:]
 
     def evaluate(self,
@@ -659,11 +802,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self)->dict:
-        "Everything needed to continue this run (plain data: loads with `weights_only=True`)."
+        "Everything needed to continue this run, the hooks' states included (plain data: loads with `weights_only=True`)."
         c = asdict(self.cfg)
-        return {'format': 'reid_lit.train/1', 'epoch': self.epoch, 'model': self.model.state_dict(),
+        return {'format': 'reid_lit.train/2', 'epoch': self.epoch, 'model': self.model.state_dict(),
                 'losses': self.loss_modules.state_dict(), 'optimizer': self.optimizer.state_dict(),
+                'loss_optimizers': {n: o.state_dict() for n, o in self.loss_optimizers.items()},
                 'scheduler': self.scheduler.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rng_state(),
+                'hooks': {hook_name(h): h.state_dict() for h in self.hooks},
                 'sampler_epoch': self.sampler.epoch, 'history': self.history, 'best': self.best, 'config': c,
                 'model_spec': {'name': c['model'], 'num_classes': int(getattr(self.model, 'num_classes', 0)),
                                'kwargs': {'backbone': c['backbone'], **c['model_kwargs']}},
@@ -673,10 +818,16 @@ class Trainer:
     def load_state_dict(self,
                         ck:dict, # A checkpoint from `state_dict()`
                        ):
-        "Restore model, losses, optimiser, scheduler, scaler, RNG states, epoch and history."
+        "Restore the hooks first (they may resize the model or the losses), then model, losses, optimisers, scheduler, RNG, epoch, history."
+        states = ck.get('hooks', {})
+        for h in self.hooks:
+            if hook_name(h) in states: h.load_state_dict(states[hook_name(h)], self)
+        if set(states) - {hook_name(h) for h in self.hooks}: warnings.warn(f"the checkpoint holds states of hooks this trainer lacks: {sorted(set(states) - {hook_name(h) for h in self.hooks})}")
         self.model.load_state_dict(ck['model'])
         self.loss_modules.load_state_dict(ck['losses'])
         self.optimizer.load_state_dict(ck['optimizer'])
+        for n, o in self.loss_optimizers.items():
+            if n in ck.get('loss_optimizers', {}): o.load_state_dict(ck['loss_optimizers'][n])
         self.scheduler.load_state_dict(ck['scheduler'])
         self.scaler.load_state_dict(ck['scaler'])
         self.epoch, self.history, self.best = int(ck['epoch']), list(ck['history']), ck['best']
@@ -709,7 +860,7 @@ class Trainer:
     def fit(self,
             until:int|None=None, # Stop after this many epochs (default: the schedule's `epochs`); resuming continues
            )->list: # the history: one dict per epoch (row 0: the untrained model)
-        "Train (and evaluate every `eval_every` epochs) up to epoch `until`, checkpointing each epoch."
+        "Train (and evaluate every `eval_every` epochs) up to epoch `until`, checkpointing each epoch; the hooks run around each epoch and step."
         cfg = self.cfg
         until = cfg.epochs if until is None else min(int(until), cfg.epochs)
         if self.epoch == 0 and not self.history:
@@ -719,11 +870,14 @@ class Trainer:
                 s = self.evaluate()
                 self.history.append({'epoch': 0, **s})
                 self._log(f"epoch   0 (untrained)  mAP {100 * s['mAP']:5.1f}%  Rank-1 {100 * s['rank1']:5.1f}%")
+        for h in self.hooks: h.before_fit(self)
         while self.epoch < until:
             e = self.epoch
+            for h in self.hooks: h.before_epoch(self, e)
             row = {'epoch': e + 1, **self.train_epoch(e)}
             self.epoch = e + 1
             if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs: row.update(self.evaluate())
+            for h in self.hooks: h.after_epoch(self, e, row)
             self.history.append(row)
             is_best = row.get('mAP') is not None and (self.best is None or row['mAP'] > self.best)
             if is_best: self.best = row['mAP']
@@ -731,10 +885,9 @@ class Trainer:
                 if is_best: self.save('best.pt')
                 self.save('last.pt')
                 atomic_save(self.history, self.out_dir / 'history.json')
-                if 'mAP' in row or self.epoch == until:
-                    plot_history(self.history, self.out_dir / 'curves.png', f"preset '{cfg.name}', seed {cfg.seed}")
+                if 'mAP' in row or self.epoch == until: plot_history(self.history, self.out_dir / 'curves.png', f"preset '{cfg.name}', seed {cfg.seed}")
             ev = f"  mAP {100 * row['mAP']:5.1f}%  Rank-1 {100 * row['rank1']:5.1f}%" if 'mAP' in row else ''
-            terms = ' '.join(f"{n} {row[f'loss_{n}']:.3f}" for n in self.terms)
+            terms = ' '.join(f"{n} {row[f'loss_{n}']:.3f}" for n in self.terms if f'loss_{n}' in row)
             self._log(f"epoch {self.epoch:3d}/{cfg.epochs}  loss {row['loss']:.3f} ({terms})  lr {row['lr']:.2e}  "
                       f"{row['img_s']:6.1f} img/s  {row['time_s']:5.1f} s{ev}")
         return self.history
@@ -784,6 +937,16 @@ def format_results(
         lines.append(f"{lab:<22}" + ''.join(f"{100 * s[k]:{w}.1f}%" for k, w in (('mAP', 7), ('rank1', 8), ('rank5', 8), ('rank10', 8))))
     return '\n'.join(lines)
 
+def model_losses(
+    model:nn.Module, # The model to train
+    num_classes:int, # Training identities
+    cfg:TrainConfig, # Source of margin, epsilon, center_weight
+)->dict:
+    "The loss dict `reid_lit_train` uses: the model's own `training_losses(cfg)` if it has one, else `baseline_losses`."
+    own = getattr(model, 'training_losses', None)
+    if own is not None: return own(cfg)
+    return baseline_losses(num_classes, cfg.margin, cfg.epsilon, center_weight=cfg.center_weight, feat_dim=getattr(model, 'feat_dim', None))
+
 def train_reid(
     dataset:str|None=None, # Dataset name or folder (None: the cached default synthetic dataset)
     root:str|None=None, # Folder of a named dataset
@@ -805,6 +968,7 @@ def train_reid(
     resume:str|None=None, # Continue the run in this folder (or from this checkpoint file)
     seed:int|None=None, # Seed override
     workers:int|None=None, # DataLoader worker processes
+    center_weight:float|None=None, # beta of the centre loss (0: off; Luo et al.: 5e-4)
     progress:bool=True, # Progress bar
 )->dict: # {'untrained', 'trained': summaries, 'history', 'out_dir', 'wall_s', 'img_s', 'config'}
     "Build data, model and losses from the arguments, train with `Trainer`, and print the results table."
@@ -827,7 +991,8 @@ def train_reid(
         if p is not None and p * kk != batch_size: raise UsageError(f"--p {p} x --k {kk} = {p * kk} contradicts --batch_size {batch_size}")
         p = batch_size // kk
     try: cfg = update_config(base, model=model, backbone=backbone, size=size, epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
-                             eval_every=eval_every, amp=amp, compile=compile, seed=seed, workers=workers)
+                             eval_every=eval_every, amp=amp, compile=compile, seed=seed, workers=workers,
+                             center_weight=center_weight)
     except ValueError as e: raise UsageError(str(e)) from None
     if cfg.optimizer not in ('adam', 'adamw', 'sgd'): raise UsageError(f"--optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
     # -- the run folder
@@ -856,7 +1021,8 @@ def train_reid(
     set_seed(cfg.seed)
     try: net = build_model(cfg.model, data.num_train_pids, backbone=cfg.backbone, **cfg.model_kwargs)
     except (ValueError, TypeError) as e: raise UsageError(f"model {cfg.model!r}: {e}") from None
-    losses = baseline_losses(data.num_train_pids, cfg.margin, cfg.epsilon)
+    try: losses = model_losses(net, data.num_train_pids, cfg)
+    except (ValueError, TypeError) as e: raise UsageError(f"model {cfg.model!r}: {e}") from None
     try: trainer = Trainer(net, losses, data, cfg, out_dir=out_dir, device=dev, resume=resume is not None and ck_path, progress=progress)
     except ValueError as e: raise UsageError(str(e)) from None
     if rank == 0: print(f"run folder: {out_dir}\n{data.summary()}", flush=True)
@@ -991,13 +1157,15 @@ def reid_lit_train(
     resume:str=None, # Continue the run in this folder (or from this checkpoint file)
     seed:int=None, # Random seed (default: the preset's, 0)
     workers:int=None, # DataLoader worker processes (default: the preset's)
+    center_weight:float=None, # Weight beta of the centre loss (0: off, the presets' default; Luo et al. use 5e-4)
     progress:bool=True, # Show a progress bar (--no-progress: only one line per epoch)
 ):
     "Train a re-ID model. Without arguments: draw the default synthetic dataset (once, cached), train the baseline at this machine's preset, print mAP / Rank-1 / Rank-5 / Rank-10. Runs under `torchrun --nproc_per_node N` too."
     with _cli_errors('reid_lit_train'):
         train_reid(dataset=dataset, root=root, model=model, preset=preset, backbone=backbone, size=size, epochs=epochs, p=p, k=k,
                    batch_size=batch_size, lr=lr, optimizer=optimizer, eval_every=eval_every, out=out, device=device, amp=amp,
-                   compile=compile, resume=resume, seed=seed, workers=workers, progress=progress)
+                   compile=compile, resume=resume, seed=seed, workers=workers, center_weight=center_weight,
+                   progress=progress)
 
 @call_parse
 def reid_lit_eval(

@@ -46,3 +46,12 @@ def test_chapter_form(nb):
     assert re.search(r'^>\s+\S', first, re.M), f"{nb.name}: the first cell needs a '> one-line summary'"
     assert any(re.search(r'^#\|\s*default_exp\s+\w+', ''.join(c['source']), re.M) for c in cells), f"{nb.name}: no default_exp"
     assert 'nbdev_export()' in ''.join(cells[-1]['source']), f"{nb.name}: the last cell should call nbdev_export()"
+
+_ABS_PATH = re.compile(r'(?<![\w/.~])/(work|root|home|Users|mnt|opt)/[\w.-]+')
+
+@pytest.mark.parametrize('doc', NOTEBOOKS + [NBS.parent/'README.md'], ids=lambda p: p.stem)
+def test_no_build_machine_paths(doc):
+    "Sources cite papers and files by title and repository path, never by a path on the machine the book was built on (saved outputs may show temporary folders)."
+    texts = [doc.read_text()] if doc.suffix == '.md' else [''.join(c['source']) for c in _cells(doc)]
+    bad = sorted({m.group(0) for t in texts for m in _ABS_PATH.finditer(t)})
+    assert not bad, f"{doc.name} contains absolute paths of the build machine: {bad}"
