@@ -129,8 +129,22 @@ class Page:
                 return r.fulfill(path=str(katex_dist/m.group(1)))
             self.blocked.append(u); return r.abort('blockedbyclient')
         self.page.route('**/*', route)
-        self.response = self.page.goto(url, wait_until='load')
-        self.page.wait_for_load_state('networkidle')
+        self.pending = {}
+        self.page.on('request', lambda r: self.pending.__setitem__(r.url, r))
+        for ev in ('requestfinished', 'requestfailed'): self.page.on(ev, lambda r: self.pending.pop(r.url, None))
+        self.response = self.page.goto(url, wait_until='load')             # the document, its scripts, styles and images
+        self.ready()
+    def ready(self, timeout=60_000):
+        "Wait for what the checks read: fonts loaded, every image decoded, KaTeX done with every equation."
+        # Not 'networkidle': with request interception Chromium sometimes keeps a finished request
+        # pending, and the wait then hangs for the whole timeout although the page is complete.
+        try:
+            self.page.wait_for_function("""() => document.readyState === 'complete'
+                && [...document.images].every(i => i.complete)
+                && [...document.querySelectorAll('.math')].every(e => e.querySelector('.katex'))""", timeout=timeout)
+            self.page.evaluate('() => document.fonts.ready.then(() => true)')
+        except Exception as e:
+            raise AssertionError(f"{self.page.url}: not ready after {timeout / 1000:.0f} s ({e}); requests still pending: {list(self.pending)[:10]}") from e
     def real_errors(self):
         "Console errors other than the ones caused by blocking external requests."
         return [e for e in self.errors if 'ERR_BLOCKED_BY_CLIENT' not in e and 'net::ERR_FAILED' not in e]
@@ -157,6 +171,10 @@ def test_site_files(site):
 @pytest.mark.parametrize('nb', chapters(), ids=lambda p: p.stem)
 def test_chapter_page(nb, open_page):
     p = open_page(page_name(nb))
+    try: _check_chapter_page(nb, p)
+    finally: p.close()                                                          # one browser context at a time: the book has many pages
+
+def _check_chapter_page(nb, p):
     assert p.response.ok
     pg = p.page
     # the title, and the site title in the navbar and the tab
