@@ -8,9 +8,12 @@ __all__ = ['PRESETS', 'TrainConfig', 'get_preset', 'update_config', 'LossTerm', 
            'set_rng_state', 'load_checkpoint', 'dist_info', 'init_distributed', 'cleanup_distributed',
            'gather_features', 'to_device', 'autocast_for', 'unwrap', 'parts_for', 'embed_batch', 'extract_features',
            'eval_loader', 'ranking_summary', 'rank_gallery', 'ranked_list_figure', 'plot_history', 'TrainHook',
-           'hook_name', 'NonFiniteLossError', 'find_annotations', 'check_image_items', 'Trainer', 'UsageError',
-           'parse_size', 'format_results', 'model_losses', 'train_reid', 'model_from_checkpoint', 'eval_reid',
-           'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
+           'hook_name', 'NonFiniteLossError', 'find_annotations', 'check_image_items', 'mean_over_ranks',
+           'train_loader', 'param_groups', 'sync_param_groups', 'step_own_optimizers', 'wrap_model', 'config_changes',
+           'run_spec', 'resize_classes', 'EpochLog', 'restore_hooks', 'check_hooks', 'resume_checkpoint',
+           'write_run_files', 'configure_backends', 'from_main', 'restore_rng', 'run_header', 'epoch_line', 'Trainer',
+           'UsageError', 'parse_size', 'format_results', 'model_losses', 'train_reid', 'model_from_checkpoint',
+           'eval_reid', 'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
 
 # %% ../nbs/07_train.ipynb #2a06e0c7
 import os, sys, json, math, time, random, warnings
@@ -555,12 +558,170 @@ def _mix_seed(*xs):
     "A 63-bit seed from a tuple of integers."
     return int(np.random.SeedSequence([int(x) for x in xs]).generate_state(2, np.uint32).astype(np.uint64) @ np.array([1, 2**31], np.uint64)) & (2**63 - 1)
 
-def _nonfinite(w, names, epoch, i, log_every, n_iter, last, lr):
+def _nonfinite(w, names, epoch, i, log_every, n_iter, out_dir, done, lr):
     first = i + 2 - ((i % log_every) + 1)
     terms = ', '.join(f"{n}={v:.4g}" for n, v in zip(names, w[1:]))
+    last = f"'{out_dir / 'last.pt'}' (epoch {done})" if out_dir is not None and (out_dir / 'last.pt').exists() else 'none was written yet'
     return NonFiniteLossError(f"the training loss became {w[0]} at epoch {epoch + 1}, iteration {first}..{i + 1} of {n_iter} ({terms}); "
                               f"training stopped. Last good checkpoint: {last}. Try a lower lr (now {lr:.3g}) or --grad_clip.")
 
+def mean_over_ranks(x:Tensor, world:int)->Tensor:
+    "The mean of `x` over the processes (a copy; `x` itself when there is one process)."
+    if world == 1: return x
+    x = x.clone(); dist.all_reduce(x); return x / world
+
+def train_loader(ds, sampler, cfg:TrainConfig, pin_memory:bool)->DataLoader:
+    "The training DataLoader of `ds` batched by `sampler`, with the config's workers."
+    wk = dict(num_workers=cfg.workers, pin_memory=pin_memory)
+    if cfg.workers > 0: wk.update(persistent_workers=cfg.persistent_workers, prefetch_factor=4 if pin_memory else 2)
+    return DataLoader(ds, batch_sampler=sampler, **wk)
+
+def param_groups(model:nn.Module, loss_modules:nn.ModuleDict)->list:
+    "Optimiser groups: the model's trainable parameters, then the losses' (except those of losses with their own `own_lr` optimiser)."
+    own = {id(p) for m in loss_modules.values() if getattr(m, 'own_lr', None) for p in m.parameters()}
+    extra = [p for p in loss_modules.parameters() if p.requires_grad and id(p) not in own]
+    return [{'params': [p for p in model.parameters() if p.requires_grad]}] + ([{'params': extra}] if extra else [])
+
+def sync_param_groups(optimizer, scheduler, groups:list, lr:float):
+    "Point `optimizer` at `groups` (dropping the state of parameters that are gone); a new group gets the first group's schedule."
+    for g, new in zip(optimizer.param_groups, groups):
+        keep = {id(p) for p in new['params']}
+        for p in g['params']:
+            if id(p) not in keep: optimizer.state.pop(p, None)
+        g['params'] = new['params']
+    for new in groups[len(optimizer.param_groups):]:
+        optimizer.add_param_group({**new, 'initial_lr': lr})
+        scheduler.base_lrs.append(lr); scheduler.lr_lambdas.append(scheduler.lr_lambdas[0])
+        optimizer.param_groups[-1]['lr'] = lr * scheduler.lr_lambdas[0](scheduler.last_epoch)
+
+def step_own_optimizers(optimizers:dict, terms:dict, loss_modules:nn.ModuleDict):
+    "Step the losses' own optimisers (e.g. the centres' SGD) on the unweighted gradient: grad x 1/weight."
+    for name, o in optimizers.items():
+        w = terms[name].weight
+        for p in loss_modules[name].parameters():
+            if p.grad is not None and w > 0: p.grad.mul_(1 / w)
+        o.step()
+
+def wrap_model(model:nn.Module, cfg:TrainConfig, world:int, device:torch.device)->nn.Module:
+    "The module that trains: `model` in channels_last if asked, in DDP with several processes, compiled if asked."
+    if cfg.channels_last: model = model.to(memory_format=torch.channels_last)
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None,
+                                                  find_unused_parameters=cfg.find_unused_parameters)
+    return torch.compile(net) if cfg.compile else net
+
+def config_changes(old:dict, new:dict)->list: # "key: old -> new" for the settings a resumed run should keep
+    "Settings that differ between a checkpoint's config and this run's."
+    keys = ('p', 'k', 'size', 'epochs', 'lr', 'schedule', 'backbone', 'model')
+    return [f"{k}: {old[k]} -> {new[k]}" for k in keys if k in old and _norm_cfg(old[k]) != _norm_cfg(new[k])]
+
+def run_spec(cfg:TrainConfig, model:nn.Module, data)->dict:
+    "What a checkpoint records to rebuild its model (`model_from_checkpoint`) and name its dataset."
+    c = asdict(cfg)
+    return {'model_spec': {'name': c['model'], 'num_classes': int(getattr(model, 'num_classes', 0)),
+                           'kwargs': {'backbone': c['backbone'], **c['model_kwargs']}},
+            'dataset': {'name': type(data).__name__, 'root': str(getattr(data, 'root', '') or '')}}
+
+def resize_classes(model:nn.Module, loss_modules:nn.ModuleDict, num_classes:int):
+    "Resize `model`'s classifier (`reset_classifier`) and every loss with `reset_num_classes` to `num_classes`."
+    if not hasattr(model, 'reset_classifier'):
+        raise TypeError(f"{type(model).__name__} has no reset_classifier(num_classes): cannot resize it to {num_classes} classes")
+    model.reset_classifier(int(num_classes))
+    for m in loss_modules.values():
+        if hasattr(m, 'reset_num_classes'): m.reset_num_classes(int(num_classes))
+
+class EpochLog:
+    "An epoch's loss sums, added one window of `every` steps at a time (each window averaged over the ranks), with images/s and a progress bar."
+    def __init__(self, names:list, every:int, world:int, device, n_iter:int, desc:str='', show:bool=True):
+        self.names, self.every, self.world, self.n_iter = list(names), every, world, n_iter
+        self.sums = torch.zeros(1 + len(self.names), device=device, dtype=torch.float64)
+        self.window, self.n, self.seen, self.t0 = torch.zeros_like(self.sums), 0, 0, time.perf_counter()
+        self.bar = tqdm(total=n_iter, desc=desc, leave=False, dynamic_ncols=True, disable=not show)
+    def add(self,
+            total:Tensor, # The step's total loss
+            values:dict, # The step's {term: value}
+            n_items:int, # Items in the step's batch (this rank)
+            lr:float, # The learning rate, for the bar
+           )->Tensor|None: # the rank-averaged sums of a window that closes here (check them for NaN), else None
+        "Add one step; when a window closes (every `every` steps and at the end), average it over the ranks into the epoch's sums."
+        self.window += torch.stack([total] + [values[n] for n in self.names]).double()
+        self.n, self.seen = self.n + 1, self.seen + n_items
+        self.bar.update(1)
+        if self.n % self.every and self.n != self.n_iter: return None
+        w, self.window = mean_over_ranks(self.window, self.world), torch.zeros_like(self.window)
+        if not bool(torch.isfinite(w).all()): self.bar.close(); return w
+        self.sums += w
+        self.bar.set_postfix(loss=f"{w[0].item() / ((self.n - 1) % self.every + 1):.3f}", lr=f"{lr:.2e}", img_s=f"{self.img_s():.0f}")
+        return w
+    def img_s(self)->float: return self.seen * self.world / (time.perf_counter() - self.t0)
+    def summary(self)->dict: # {'loss', 'loss_<term>'..., 'img_s', 'time_s'}
+        "The epoch's mean total loss and terms, images/s over all ranks and seconds."
+        self.bar.close()
+        s, el = self.sums.tolist(), time.perf_counter() - self.t0
+        return {'loss': s[0] / self.n_iter, **{f'loss_{n}': v / self.n_iter for n, v in zip(self.names, s[1:])},
+                'img_s': self.seen * self.world / el, 'time_s': el}
+
+def restore_hooks(hooks:list, states:dict, trainer):
+    "Give each hook its state from a checkpoint (before the model: a hook may resize it); warn about states no hook claims."
+    for h in hooks:
+        if hook_name(h) in states: h.load_state_dict(states[hook_name(h)], trainer)
+    if extra := sorted(set(states) - {hook_name(h) for h in hooks}): warnings.warn(f"the checkpoint holds states of hooks this trainer lacks: {extra}")
+
+def check_hooks(hooks:list|None)->list:
+    "The hooks as a list, each with its own name (checkpoint states are keyed by it)."
+    hooks, names = list(hooks or []), [hook_name(h) for h in hooks or []]
+    if len(set(names)) < len(names): raise ValueError(f"every hook needs its own name (TrainHook.name), got {names}")
+    return hooks
+
+def resume_checkpoint(source:bool|str|Path, out_dir:Path|None, cfg:TrainConfig)->tuple: # (checkpoint dict, where it was read)
+    "Read the checkpoint to resume (True: `out_dir/last.pt`), warning about settings that changed since."
+    if source is True:
+        if out_dir is None: raise ValueError("resume=True needs out_dir (the run folder holding last.pt)")
+        source = out_dir
+    ck = load_checkpoint(source)
+    if diff := config_changes(ck.get('config', {}), asdict(cfg)): warnings.warn(f"resuming with different settings than the checkpoint: " + ', '.join(diff))
+    return ck, source
+
+def write_run_files(out_dir:Path, history:list, title:str, plot:bool):
+    "history.json (atomically) and, when `plot`, curves.png of a run folder."
+    atomic_save(history, out_dir / 'history.json')
+    if plot: plot_history(history, out_dir / 'curves.png', title)
+
+def configure_backends(device:torch.device, threads:int|None):
+    "cuDNN autotuning on CUDA; on CPU, `threads` intra-op threads (process-wide) when set."
+    if device.type == 'cuda': torch.backends.cudnn.benchmark = True
+    if device.type == 'cpu' and threads: torch.set_num_threads(threads)
+
+def from_main(obj, world:int):
+    "Rank 0's `obj` on every rank (a picklable object; `obj` itself with one process)."
+    if world == 1: return obj
+    box = [obj]; dist.broadcast_object_list(box, 0); return box[0]
+
+def restore_rng(ck:dict, world:int, seed:int, epoch:int, rank:int):
+    "Restore the checkpoint's RNG streams exactly (one process, then and now); under DDP start a fresh deterministic stream per rank."
+    if world == 1 and ck.get('world_size', 1) == 1: set_rng_state(ck['rng'])
+    else: set_seed(_mix_seed(seed, epoch, rank) % 2**31)
+
+def _no_batches(cfg, items):
+    return ValueError(f"P={cfg.p} x K={cfg.k} leaves no complete batch in this training set "
+                      f"({len(items)} images of {len({it.pid for it in items})} identities)")
+
+def run_header(cfg:TrainConfig, world:int, n_iter:int, device)->str:
+    "The line `fit` prints before the first epoch."
+    return (f"preset '{cfg.name}', seed {cfg.seed}, {cfg.model}/{cfg.backbone} at {cfg.size[0]}x{cfg.size[1]}, "
+            f"P x K = {cfg.p} x {cfg.k} x {world} process(es), {n_iter} iterations/epoch, device {device}")
+
+def epoch_line(row:dict, names:list, epochs:int)->str:
+    "The line `fit` prints after an epoch."
+    ev = f"  mAP {100 * row['mAP']:5.1f}%  Rank-1 {100 * row['rank1']:5.1f}%" if 'mAP' in row else ''
+    terms = ' '.join(f"{n} {row[f'loss_{n}']:.3f}" for n in names if f'loss_{n}' in row)
+    return (f"epoch {row['epoch']:3d}/{epochs}  loss {row['loss']:.3f} ({terms})  lr {row['lr']:.2e}  "
+            f"{row['img_s']:6.1f} img/s  {row['time_s']:5.1f} s{ev}")
+
+def _norm_cfg(v): return list(v) if isinstance(v, (tuple, list)) else v
+
+# %% ../nbs/07_train.ipynb #tp000003
 class Trainer:
     "Train a re-ID model with a weighted loss dict on PK batches; evaluate, checkpoint and resume (single process or DDP); extend it with `TrainHook`s."
     def __init__(self,
@@ -581,11 +742,8 @@ class Trainer:
         self.device = init_distributed(device)                               # joins torchrun's process group, if any
         (self.rank, self.world), self.progress, self.verbose = dist_info(), progress, verbose
         self.is_main, self.out_dir = self.rank == 0, Path(out_dir) if out_dir is not None else None
-        self.hooks = list(hooks or [])
-        names = [hook_name(h) for h in self.hooks]
-        if len(set(names)) < len(names): raise ValueError(f"every hook needs its own name (TrainHook.name), got {names}")
-        if self.device.type == 'cuda': torch.backends.cudnn.benchmark = True
-        if self.device.type == 'cpu' and cfg.threads: torch.set_num_threads(cfg.threads)   # process-wide
+        self.hooks = check_hooks(hooks)
+        configure_backends(self.device, cfg.threads)
         self.model, self.terms = model.to(self.device), loss_terms(losses)
         self.loss_modules = nn.ModuleDict({n: t.fn for n, t in self.terms.items() if isinstance(t.fn, nn.Module)}).to(self.device)
         self.data = data
@@ -594,7 +752,7 @@ class Trainer:
         self.test_items, self.num_query = list(data.query) + list(data.gallery), len(data.query)
         self.test_dl = self.make_test_loader(self.test_items)
         self._set_train_items(data.train)
-        self.optimizer = build_optimizer(self._param_groups(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+        self.optimizer = build_optimizer(param_groups(self.model, self.loss_modules), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
         self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_dl))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)   # bf16 needs no loss scaling; kept for checkpoints
         self.loss_optimizers = {}
@@ -632,42 +790,18 @@ class Trainer:
         return embed_batch(model, batch, self.cfg.channels_last)
 
     def _set_train_items(self, items):
-        cfg = self.cfg
         if not items: raise ValueError("the dataset has no training images")
         self.train_items = list(items)
         ds, self.sampler = self.make_train_dataset(self.train_items), self.make_sampler(self.train_items)
-        if len(self.sampler) == 0:
-            raise ValueError(f"P={cfg.p} x K={cfg.k} leaves no complete batch in this training set "
-                             f"({len(self.train_items)} images of {len({it.pid for it in self.train_items})} identities)")
-        wk = dict(num_workers=cfg.workers, pin_memory=self.device.type == 'cuda')
-        if cfg.workers > 0: wk.update(persistent_workers=cfg.persistent_workers, prefetch_factor=4 if wk['pin_memory'] else 2)
-        self.train_dl = DataLoader(ds, batch_sampler=self.sampler, **wk)
-
-    def _param_groups(self):
-        own = {id(p) for n, m in self.loss_modules.items() if getattr(m, 'own_lr', None) for p in m.parameters()}
-        extra = [p for p in self.loss_modules.parameters() if p.requires_grad and id(p) not in own]
-        return [{'params': [p for p in self.model.parameters() if p.requires_grad]}] + ([{'params': extra}] if extra else [])
+        if len(self.sampler) == 0: raise _no_batches(self.cfg, self.train_items)
+        self.train_dl = train_loader(ds, self.sampler, self.cfg, self.device.type == 'cuda')
 
     def _sync_params(self):
-        "Point the optimiser(s) at the current parameters (dropping the state of removed ones) and wrap the model."
-        groups = self._param_groups()
-        for g, new in zip(self.optimizer.param_groups, groups):
-            keep = {id(p) for p in new['params']}
-            for p in g['params']:
-                if id(p) not in keep: self.optimizer.state.pop(p, None)
-            g['params'] = new['params']
-        for new in groups[len(self.optimizer.param_groups):]:                # a new group (e.g. a loss with parameters)
-            self.optimizer.add_param_group({**new, 'initial_lr': self.cfg.lr})
-            self.scheduler.base_lrs.append(self.cfg.lr); self.scheduler.lr_lambdas.append(self.scheduler.lr_lambdas[0])
-            self.optimizer.param_groups[-1]['lr'] = self.cfg.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        "Point the optimiser(s) at the current parameters and wrap the model."
+        sync_param_groups(self.optimizer, self.scheduler, param_groups(self.model, self.loss_modules), self.cfg.lr)
         self.loss_optimizers = {n: self.loss_optimizers.get(n) or torch.optim.SGD(m.parameters(), lr=m.own_lr)
                                 for n, m in self.loss_modules.items() if getattr(m, 'own_lr', None)}
-        if self.cfg.channels_last: self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = self.model
-        if self.world > 1:
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
-                                                           find_unused_parameters=self.cfg.find_unused_parameters)
-        if self.cfg.compile: self.net = torch.compile(self.net)
+        self.net = wrap_model(self.model, self.cfg, self.world, self.device)
 
     def rebuild(self,
                 items:list, # The new training items (e.g. pseudo-labelled `it._replace(pid=label)`, outliers left out)
@@ -675,12 +809,8 @@ class Trainer:
                ):
         "New training labels: rebuild dataset, sampler and loader, resize the classifier (and losses with `reset_num_classes`), register new parameters, re-base the schedule."
         if num_classes is not None:
-            if not hasattr(self.model, 'reset_classifier'):
-                raise TypeError(f"{type(self.model).__name__} has no reset_classifier(num_classes): cannot resize it to {num_classes} classes")
-            self.model.reset_classifier(int(num_classes)); self.model.to(self.device)
-            for m in self.loss_modules.values():
-                if hasattr(m, 'reset_num_classes'): m.reset_num_classes(int(num_classes))
-            self.loss_optimizers = {}                                         # a resized loss gets a fresh optimiser
+            resize_classes(self.model, self.loss_modules, num_classes)
+            self.model.to(self.device); self.loss_optimizers = {}           # a resized loss gets a fresh optimiser
         self._set_train_items(items)
         self._sync_params()
         self.scheduler.lr_lambdas[0].rebase(self.scheduler.last_epoch, self.epoch, len(self.train_dl))
@@ -700,8 +830,7 @@ class Trainer:
         self._sync_params()
 
     # ---------------------------------------------------------------- training
-    def _log(self, *a):
-        if self.is_main and self.verbose: print(*a, flush=True)
+    def _log(self, *a): self.is_main and self.verbose and print(*a, flush=True)
 
     def train_step(self,
                    batch:dict, # A batch on the device ('img', 'pid', ...)
@@ -717,19 +846,10 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.scaler.step(self.optimizer); self.scaler.update()
-        for name, o in self.loss_optimizers.items():                          # e.g. the centres: SGD on the unweighted gradient
-            w = self.terms[name].weight
-            for p in self.loss_modules[name].parameters():
-                if p.grad is not None and w > 0: p.grad.mul_(1 / w)
-            o.step()
+        step_own_optimizers(self.loss_optimizers, self.terms, self.loss_modules)   # e.g. the centres: SGD on the unweighted gradient
         self.scheduler.step()
         for h in self.hooks: h.after_step(self, batch, out)
         return total.detach(), values
-
-    def _sync_sums(self, sums):
-        if self.world > 1:
-            sums = sums.clone(); dist.all_reduce(sums); sums /= self.world
-        return sums
 
     def train_epoch(self,
                     epoch:int, # 0-based epoch index (selects the PK plan and the worker seeds)
@@ -740,43 +860,23 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         self.train_dl.generator = torch.Generator().manual_seed(_mix_seed(cfg.seed, epoch, self.rank))
         n_iter, names = len(self.train_dl), list(self.terms)
-        sums = torch.zeros(1 + len(names), device=self.device, dtype=torch.float64)
-        window = torch.zeros_like(sums)
-        seen, t0 = 0, time.perf_counter()
-        bar = tqdm(total=n_iter, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
-                   disable=not (self.progress and self.is_main))
+        log = EpochLog(names, cfg.log_every, self.world, self.device, n_iter, f"epoch {epoch + 1}/{cfg.epochs}", self.progress and self.is_main)
         for i, batch in enumerate(self.train_dl):
             batch = to_device(batch, self.device)
             total, values = self.train_step(batch)
-            window += torch.stack([total] + [values[n] for n in names]).double()
-            seen += len(batch['pid'])
-            if (i + 1) % cfg.log_every == 0 or i + 1 == n_iter:
-                w = self._sync_sums(window)                                   # mean over ranks of this window's sums
-                if not bool(torch.isfinite(w).all()):
-                    bar.close()
-                    last = f"'{self.out_dir / 'last.pt'}' (epoch {self.epoch})" if self.out_dir is not None and (self.out_dir / 'last.pt').exists() else 'none was written yet'
-                    raise _nonfinite(w.tolist(), names, epoch, i, cfg.log_every, n_iter, last, self.optimizer.param_groups[0]['lr'])
-                sums += w; window.zero_()
-                bar.set_postfix(loss=f"{w[0].item() / min(cfg.log_every, (i % cfg.log_every) + 1):.3f}",
-                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", img_s=f"{seen * self.world / (time.perf_counter() - t0):.0f}")
-            bar.update(1)
-        bar.close()
+            w = log.add(total, values, len(batch['pid']), self.optimizer.param_groups[0]['lr'])
+            if w is not None and not bool(torch.isfinite(w).all()):
+                raise _nonfinite(w.tolist(), names, epoch, i, cfg.log_every, n_iter, self.out_dir, self.epoch, self.optimizer.param_groups[0]['lr'])
         if self.device.type == 'cuda': torch.cuda.synchronize(self.device)
-        el, s = time.perf_counter() - t0, sums.tolist()                       # sums of the rank-averaged windows
-        return {'loss': s[0] / n_iter, **{f'loss_{n}': v / n_iter for n, v in zip(names, s[1:])},
-                'lr': self.optimizer.param_groups[0]['lr'], 'img_s': seen * self.world / el, 'time_s': el}
+        return {**log.summary(), 'lr': self.optimizer.param_groups[0]['lr']}
 
     # ---------------------------------------------------------------- evaluation
-    def _sync_buffers(self):
-        "Give every rank rank 0's BN statistics (DDP only)."
-        if self.world > 1:
-            for b in self.model.buffers(): dist.broadcast(b, 0)
-
     def extract(self,
                 items:list|None=None, # `ReIDItem`s to embed (None: query + gallery)
                )->Tensor: # (N, D) features on the device, in the order of `items`, on every rank
         "Eval-mode features of `items` with the test pipeline (gathered from all ranks)."
-        self._sync_buffers()
+        if self.world > 1:                                                    # every rank uses rank 0's BN statistics
+            for b in self.model.buffers(): dist.broadcast(b, 0)
         dl = self.test_dl if items is None else self.make_test_loader(items)
         f, idx = extract_features(self.model, dl, self.device, self.cfg.amp, embed=self.embed)
         return gather_features(f, idx, len(self.test_items if items is None else items))
@@ -796,33 +896,24 @@ class Trainer:
             q, g = self.test_items[:self.num_query], self.test_items[self.num_query:]
             self.result = rank_gallery(qf, gf, q, g, self.cfg.metric, rerank)
             summary = ranking_summary(self.result)
-        if self.world > 1:
-            box = [summary]; dist.broadcast_object_list(box, 0); summary = box[0]
-        return summary
+        return from_main(summary, self.world)
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self)->dict:
         "Everything needed to continue this run, the hooks' states included (plain data: loads with `weights_only=True`)."
-        c = asdict(self.cfg)
         return {'format': 'reid_lit.train/2', 'epoch': self.epoch, 'model': self.model.state_dict(),
                 'losses': self.loss_modules.state_dict(), 'optimizer': self.optimizer.state_dict(),
                 'loss_optimizers': {n: o.state_dict() for n, o in self.loss_optimizers.items()},
                 'scheduler': self.scheduler.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rng_state(),
                 'hooks': {hook_name(h): h.state_dict() for h in self.hooks},
-                'sampler_epoch': self.sampler.epoch, 'history': self.history, 'best': self.best, 'config': c,
-                'model_spec': {'name': c['model'], 'num_classes': int(getattr(self.model, 'num_classes', 0)),
-                               'kwargs': {'backbone': c['backbone'], **c['model_kwargs']}},
-                'dataset': {'name': type(self.data).__name__, 'root': str(getattr(self.data, 'root', '') or '')},
-                'world_size': self.world}
+                'sampler_epoch': self.sampler.epoch, 'history': self.history, 'best': self.best, 'config': asdict(self.cfg),
+                **run_spec(self.cfg, self.model, self.data), 'world_size': self.world}
 
     def load_state_dict(self,
                         ck:dict, # A checkpoint from `state_dict()`
                        ):
         "Restore the hooks first (they may resize the model or the losses), then model, losses, optimisers, scheduler, RNG, epoch, history."
-        states = ck.get('hooks', {})
-        for h in self.hooks:
-            if hook_name(h) in states: h.load_state_dict(states[hook_name(h)], self)
-        if set(states) - {hook_name(h) for h in self.hooks}: warnings.warn(f"the checkpoint holds states of hooks this trainer lacks: {sorted(set(states) - {hook_name(h) for h in self.hooks})}")
+        restore_hooks(self.hooks, ck.get('hooks', {}), self)
         self.model.load_state_dict(ck['model'])
         self.loss_modules.load_state_dict(ck['losses'])
         self.optimizer.load_state_dict(ck['optimizer'])
@@ -832,20 +923,13 @@ class Trainer:
         self.scaler.load_state_dict(ck['scaler'])
         self.epoch, self.history, self.best = int(ck['epoch']), list(ck['history']), ck['best']
         self.sampler.set_epoch(int(ck.get('sampler_epoch', self.epoch)))
-        if self.world == 1 and ck.get('world_size', 1) == 1: set_rng_state(ck['rng'])
-        else: set_seed(_mix_seed(self.cfg.seed, self.epoch, self.rank) % 2**31)   # DDP: a fresh stream per rank (deterministic, not bit-exact)
+        restore_rng(ck, self.world, self.cfg.seed, self.epoch, self.rank)  # DDP: a fresh stream per rank (deterministic, not bit-exact)
 
     def resume(self,
                source:bool|str|Path=True, # True: `out_dir/last.pt`; or a checkpoint file / run folder
               ):
         "Continue from a checkpoint written by `fit`."
-        if source is True:
-            if self.out_dir is None: raise ValueError("resume=True needs out_dir (the run folder holding last.pt)")
-            source = self.out_dir
-        ck = load_checkpoint(source)
-        old, new = ck.get('config', {}), asdict(self.cfg)
-        diff = [k for k in ('p', 'k', 'size', 'epochs', 'lr', 'schedule', 'backbone', 'model') if k in old and _norm_cfg(old[k]) != _norm_cfg(new[k])]
-        if diff: warnings.warn(f"resuming with different settings than the checkpoint: " + ', '.join(f"{k}: {old[k]} -> {new[k]}" for k in diff))
+        ck, source = resume_checkpoint(source, self.out_dir, self.cfg)
         self.load_state_dict(ck)
         self._log(f"resumed from '{source}' after epoch {self.epoch}")
 
@@ -864,8 +948,7 @@ class Trainer:
         cfg = self.cfg
         until = cfg.epochs if until is None else min(int(until), cfg.epochs)
         if self.epoch == 0 and not self.history:
-            self._log(f"preset '{cfg.name}', seed {cfg.seed}, {cfg.model}/{cfg.backbone} at {cfg.size[0]}x{cfg.size[1]}, "
-                      f"P x K = {cfg.p} x {cfg.k} x {self.world} process(es), {len(self.train_dl)} iterations/epoch, device {self.device}")
+            self._log(run_header(cfg, self.world, len(self.train_dl), self.device))
             if cfg.eval_untrained:
                 s = self.evaluate()
                 self.history.append({'epoch': 0, **s})
@@ -884,15 +967,9 @@ class Trainer:
             if self.is_main and self.out_dir is not None:
                 if is_best: self.save('best.pt')
                 self.save('last.pt')
-                atomic_save(self.history, self.out_dir / 'history.json')
-                if 'mAP' in row or self.epoch == until: plot_history(self.history, self.out_dir / 'curves.png', f"preset '{cfg.name}', seed {cfg.seed}")
-            ev = f"  mAP {100 * row['mAP']:5.1f}%  Rank-1 {100 * row['rank1']:5.1f}%" if 'mAP' in row else ''
-            terms = ' '.join(f"{n} {row[f'loss_{n}']:.3f}" for n in self.terms if f'loss_{n}' in row)
-            self._log(f"epoch {self.epoch:3d}/{cfg.epochs}  loss {row['loss']:.3f} ({terms})  lr {row['lr']:.2e}  "
-                      f"{row['img_s']:6.1f} img/s  {row['time_s']:5.1f} s{ev}")
+                write_run_files(self.out_dir, self.history, f"preset '{cfg.name}', seed {cfg.seed}", 'mAP' in row or self.epoch == until)
+            self._log(epoch_line(row, list(self.terms), cfg.epochs))
         return self.history
-
-def _norm_cfg(v): return list(v) if isinstance(v, (tuple, list)) else v
 
 # %% ../nbs/07_train.ipynb #6ef8d06d
 class UsageError(ValueError):

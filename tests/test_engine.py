@@ -14,7 +14,7 @@ from reid_lit.core import set_seed
 from reid_lit.data import MARS, build_dataset
 from reid_lit.losses import CenterLoss, TripletLoss
 from reid_lit.synth import make_synth_reid
-from reid_lit.train import (Trainer, TrainHook, baseline_losses, embed_batch, get_preset, load_checkpoint)
+from reid_lit.train import (Trainer, TrainHook, baseline_losses, embed_batch, get_preset, load_checkpoint, resize_classes)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import TINY, fake_market                                    # noqa: E402
@@ -98,7 +98,7 @@ def test_rebuild_schedule_and_parameters(market):
     assert id(tr.model.classifier.weight) in opt and len(opt) == len([p for p in tr.model.parameters() if p.requires_grad])
     tr.fit(until=2)                                                             # trains on the new labels
     with pytest.raises(TypeError, match='reset_classifier'):
-        make(market).__class__.rebuild(type('T', (), {'model': nn.Linear(2, 2)})(), items, num_classes=3)
+        resize_classes(nn.Linear(2, 2), nn.ModuleDict(), 3)
 
 
 def test_center_loss_has_its_own_optimizer(market, tmp_path):
