@@ -1236,9 +1236,22 @@ def reid_lit_train(
     workers:int=None, # DataLoader worker processes (default: the preset's)
     center_weight:float=None, # Weight beta of the centre loss (0: off, the presets' default; Luo et al. use 5e-4)
     progress:bool=True, # Show a progress bar (--no-progress: only one line per epoch)
+    unsupervised:bool=False, # Learn the dataset without its labels: the clustering loop of chapter 08 (reid_lit.cluster)
+    init:str=None, # With --unsupervised: start from this checkpoint or run folder (USL from a pretrained model)
+    source:str=None, # With --unsupervised: first train supervised on this labelled dataset, then adapt (UDA)
+    eps:float=0.6, # With --unsupervised: DBSCAN radius on the Jaccard distance
 ):
     "Train a re-ID model. Without arguments: draw the default synthetic dataset (once, cached), train the baseline at this machine's preset, print mAP / Rank-1 / Rank-5 / Rank-10. Runs under `torchrun --nproc_per_node N` too."
     with _cli_errors('reid_lit_train'):
+        if unsupervised:                                                  # chapter 08 builds on this engine; imported only when asked for
+            from reid_lit.cluster import train_unsupervised
+            train_unsupervised(dataset=dataset, root=root, init=init, source=source, eps=eps, model=model, preset=preset,
+                                      out=out, resume=resume, device=device, progress=progress, backbone=backbone,
+                                      size=parse_size(size), epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
+                                      eval_every=eval_every, seed=seed, workers=workers)
+            return                                                            # (a return value would become the exit status)
+        if init is not None or source is not None:
+            raise UsageError("--init and --source belong to runs without labels: add --unsupervised")
         train_reid(dataset=dataset, root=root, model=model, preset=preset, backbone=backbone, size=size, epochs=epochs, p=p, k=k,
                    batch_size=batch_size, lr=lr, optimizer=optimizer, eval_every=eval_every, out=out, device=device, amp=amp,
                    compile=compile, resume=resume, seed=seed, workers=workers, center_weight=center_weight,
