@@ -3,6 +3,8 @@
     python scripts/bench_metrics.py                 # evaluation + re-ranking at Market-1501 size, MSMT17-size features
     python scripts/bench_metrics.py --skip-msmt     # without the (minutes-long) MSMT17-size run
     python scripts/bench_metrics.py --quick         # small sizes, to check the script itself
+    python scripts/bench_metrics.py --eval-only     # only the evaluate_rank rows (5 paired repeats, medians)
+    python scripts/bench_metrics.py --eval-only --previous HEAD   # ... and the committed evaluate_rank in the same repeats
 
 References (never dependencies of reid_lit) are fetched into a cache folder ($REID_LIT_REF_CACHE or
 ~/.cache/reid_lit/bench_refs): the fast-reid 1.4.0 wheel (its Cython `rank_cy.pyx` is compiled there,
@@ -10,6 +12,8 @@ with Cython installed by `pip install --target` into the same cache, not into th
 torchreid 0.2.5 sdist (`eval_market1501`, `re_ranking`). Every method runs in a fresh subprocess that
 loads the same inputs from .npy files and reports its wall time (inputs already loaded) and its peak
 resident memory (VmHWM, inputs included); the parent prints ratios and the largest differences.
+The evaluation is timed `--repeats` times, reference and ours alternating in the same run; the rows give
+medians and the 1-minute load average seen during the repeats (the machine may be shared).
 """
 import argparse, json, os, platform, shutil, subprocess, sys, tarfile, tempfile, time, zipfile
 from pathlib import Path
@@ -85,6 +89,7 @@ def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple, threads:int=0
     if not task.startswith(('eval_ref', 'rerank_ref')):
         import torch, reid_lit.metrics                  # imported before the baseline: torch alone is ~0.7 GB resident
     nt = threads or None                                # 0 -> num_threads=None: torch's own setting (all cores)
+    kw = {} if threads < 0 else {'num_threads': nt}     # -1 -> the function's default
     L = lambda n: np.load(data/f'{n}.npy')
     res = {}
     if task.startswith('eval'):
@@ -100,8 +105,12 @@ def run_task(task:str, data:Path, out:Path, refs:dict, msmt:tuple, threads:int=0
             t = time.perf_counter(); cmc, mAP = tr_rank.eval_market1501(*args, 50); el = time.perf_counter() - t
             res = dict(cmc=np.asarray(cmc).tolist(), mAP=float(mAP), mINP=None)
         else:
-            from reid_lit.metrics import evaluate_rank
-            t = time.perf_counter(); r = evaluate_rank(*args, max_rank=50, num_threads=nt); el = time.perf_counter() - t
+            if task == 'eval_prev':                     # reid_lit/metrics.py of an earlier git revision (--previous)
+                import importlib.util
+                spec = importlib.util.spec_from_file_location('_prev_metrics', refs['previous'])
+                mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); evaluate_rank = mod.evaluate_rank
+            else: from reid_lit.metrics import evaluate_rank
+            t = time.perf_counter(); r = evaluate_rank(*args, max_rank=50, **kw); el = time.perf_counter() - t
             res = dict(cmc=r.cmc.tolist(), mAP=r.mAP, mINP=r.mINP)
     elif task.startswith('rerank'):
         args = [L(n) for n in ('q_g', 'q_q', 'g_g')]
@@ -141,7 +150,36 @@ def machine()->str:
     import torch
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM; Python {platform.python_version()}, NumPy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
-THREADS = {1: 'num_threads=1 (default)', 0: 'num_threads=None (torch: all cores)'}
+THREADS = {1: 'num_threads=1 (default)', 0: 'num_threads=None (torch: all cores)'}          # re_ranking's settings
+
+def eval_rows(tmp, refs, Q, G, repeats:int):
+    "evaluate_rank (default settings, and torch's thread setting) against fast-reid's Cython, `repeats` times alternating; medians."
+    import inspect, torch
+    from reid_lit.metrics import evaluate_rank
+    default = inspect.signature(evaluate_rank).parameters['num_threads'].default
+    variants = {-1: f"default settings (num_threads={default})", 0: f"num_threads=None (torch's setting: {torch.get_num_threads()} threads here)"}
+    if 'previous' in refs: variants['prev'] = f"{refs['previous_rev']} (before this change), its default settings"
+    runs = {'ref': [], **{th: [] for th in variants}}
+    for i in range(repeats):
+        for key, task, th in [('ref', 'eval_ref_cy', 0)] + [(th, 'eval_prev' if th == 'prev' else 'eval_ours', -1 if th == 'prev' else th) for th in variants]:
+            r = child(task, tmp, refs, threads=th); r['load'] = os.getloadavg()[0]; runs[key].append(r)
+    ref = runs['ref']
+    med = lambda rs: float(np.median([r['seconds'] for r in rs]))
+    print(f"| task | fast-reid evaluate_cy (Cython), median of {repeats} | ours, median | speed-up (ratio of medians; per-repeat range) | "
+          "load average (1 min) during the repeats | reference / our peak RSS | max abs difference |")
+    print("|---|---|---|---|---|---|---|")
+    for th, label in variants.items():
+        ours = runs[th]
+        pair = [a['seconds'] / b['seconds'] for a, b in zip(ref, ours)]
+        loads = [r['load'] for r in ref + ours]
+        dc = max(np.abs(np.array(ref[-1]['cmc']) - np.array(o['cmc'])).max() for o in ours)
+        dm = max(abs(ref[-1]['mAP'] - o['mAP']) for o in ours); di = max(abs(ref[-1]['mINP'] - o['mINP']) for o in ours)
+        print(f"| evaluate_rank {Q}×{G}, {label} | {med(ref):.3f} s | {med(ours):.3f} s | **{med(ref) / med(ours):.1f}×** ({min(pair):.1f}–{max(pair):.1f}×) | "
+              f"{min(loads):.2f}–{max(loads):.2f} | {ref[-1]['peak_mb']:.0f} / {ours[-1]['peak_mb']:.0f} MB | "
+              f"CMC {dc:.1e}, mAP {dm:.1e}, mINP {di:.1e} |")
+    for key in runs:
+        print(f"  {'fast-reid' if key == 'ref' else variants[key]}: " + ', '.join(f"{r['seconds']:.3f} s (load {r['load']:.2f})" for r in runs[key]))
+    return runs
 
 def row(name, ref, ours, diffs):
     ratio = ref['seconds'] / ours['seconds']
@@ -154,6 +192,9 @@ def main():
     p.add_argument('--skip-msmt', action='store_true', help='skip the MSMT17-size evaluate_features run')
     p.add_argument('--msmt-threads', type=int, default=0, help="torch threads for the MSMT17-size run (0: torch's setting, the default of evaluate_features)")
     p.add_argument('--torchreid-python', action='store_true', help="also time torchreid's pure-Python eval_market1501 (about a minute)")
+    p.add_argument('--eval-only', action='store_true', help='only the evaluate_rank rows (no re-ranking, no MSMT17-size run)')
+    p.add_argument('--repeats', type=int, default=5, help='paired repeats of the evaluate_rank timing (medians are printed)')
+    p.add_argument('--previous', metavar='REV', help="also time evaluate_rank of reid_lit/metrics.py at this git revision (e.g. HEAD), in the same repeats")
     p.add_argument('--child'); p.add_argument('--data'); p.add_argument('--refs'); p.add_argument('--msmt'); p.add_argument('--threads', type=int, default=0)
     a = p.parse_args()
     if a.child:
@@ -164,21 +205,22 @@ def main():
     t = time.perf_counter(); refs = prepare_references(); print(f"references ready in {time.perf_counter() - t:.1f} s ({CACHE})\n")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("| task | reference | ours | speed-up | reference peak RSS | our peak RSS | extra over inputs (ref / ours) | max abs difference |")
-        print("|---|---|---|---|---|---|---|---|")
         make_eval_inputs(tmp, Q, G)
-        ref = child('eval_ref_cy', tmp, refs)
-        mine = {}
-        for th in (1, 0):
-            ours = mine[th] = child('eval_ours', tmp, refs, threads=th)
-            dc = np.abs(np.array(ref['cmc']) - np.array(ours['cmc'])).max()
-            row(f"evaluate_rank {Q}×{G}, {THREADS[th]} vs fast-reid evaluate_cy (Cython)", ref, ours,
-                f"CMC {dc:.1e}, mAP {abs(ref['mAP'] - ours['mAP']):.1e}, mINP {abs(ref['mINP'] - ours['mINP']):.1e}")
+        if a.previous:
+            src = subprocess.run(['git', 'show', f'{a.previous}:reid_lit/metrics.py'], cwd=HERE.parent.parent, capture_output=True, text=True, check=True).stdout
+            (tmp/'prev_metrics.py').write_text(src)
+            refs = dict(refs, previous=str(tmp/'prev_metrics.py'), previous_rev=f"reid_lit.metrics at {a.previous}")
+        runs = eval_rows(tmp, refs, Q, G, a.repeats)
+        if a.torchreid_python or not a.eval_only:
+            print("\n| task | reference | ours | speed-up | reference peak RSS | our peak RSS | extra over inputs (ref / ours) | max abs difference |")
+            print("|---|---|---|---|---|---|---|---|")
         if a.torchreid_python:
-            refp = child('eval_ref_py', tmp, refs)
-            row(f"evaluate_rank {Q}×{G}, {THREADS[1]} vs torchreid eval_market1501 (Python)", refp, mine[1],
-                f"CMC {np.abs(np.array(refp['cmc']) - np.array(mine[1]['cmc'])).max():.1e}, mAP {abs(refp['mAP'] - mine[1]['mAP']):.1e}")
+            refp, mine = child('eval_ref_py', tmp, refs), runs[-1][-1]
+            row(f"evaluate_rank {Q}×{G}, default settings vs torchreid eval_market1501 (Python)", refp, mine,
+                f"CMC {np.abs(np.array(refp['cmc']) - np.array(mine['cmc'])).max():.1e}, mAP {abs(refp['mAP'] - mine['mAP']):.1e}")
         for f in tmp.glob('*.npy'): f.unlink()
+        if a.eval_only:
+            print(f"\nload average at the end: {os.getloadavg()[0]:.2f}"); return
         make_rerank_inputs(tmp, Q, G)
         ref = child('rerank_ref', tmp, refs)
         shutil.move(tmp/'rerank_ref.npy', tmp/'rerank_ref_out.npy')
