@@ -15,35 +15,15 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .core import set_seed
-from .metrics import (jaccard_distance, k_reciprocal_expansion, encode_neighbours, query_expand, sum_of_minima,
-                              torch_threads)
+from .metrics import jaccard_distance, k_reciprocal_vectors, sum_of_minima, torch_threads
 from .train import TrainHook, Trainer, UsageError, atomic_save
 
 # %% auto #0
-__all__ = ['SPARSE_ABOVE', 'k_reciprocal_vectors', 'sparse_jaccard', 'ClusteringError', 'renumber', 'pseudo_labels',
-           'cluster_quality', 'quality_line', 'all_gather_batch', 'ClusterMemory', 'hide_labels', 'PseudoLabelHook',
-           'train_unsupervised']
+__all__ = ['SPARSE_ABOVE', 'sparse_jaccard', 'ClusteringError', 'renumber', 'pseudo_labels', 'cluster_quality', 'quality_line',
+           'all_gather_batch', 'ClusterMemory', 'hide_labels', 'PseudoLabelHook', 'train_unsupervised']
 
-# %% ../nbs/08_cluster.ipynb #124b50d0
-def k_reciprocal_vectors(
-    f:Tensor, # (N, D) L2-normalised features
-    k1:int=30, # k of the k-reciprocal sets R(i, k1)
-    k2:int=6, # neighbours averaged in local query expansion (1: none)
-    chunk_size:int=1024, # rows of the N×N similarities computed at a time
-)->tuple: # CSR (crow (N+1,), col (nnz,), val (nnz,)) of the query-expanded k-reciprocal vectors V
-    "The sparse k-reciprocal vectors V of every image (Zhong et al. 2017, eq. 7-9), the input of the Jaccard distance."
-    N, dev = len(f), f.device
-    kmax = max(k1 + 1, k2)
-    R = torch.empty((N, kmax), dtype=torch.long, device=dev)                 # (N, k1+1) neighbours, nearest first (i itself first)
-    for s in range(0, N, chunk_size):
-        R[s:s + chunk_size] = torch.topk(f[s:s + chunk_size] @ f.T, kmax, dim=1, largest=True, sorted=True).indices
-    step = max(1, (1 << 24) // f.shape[1])
-    def dist_at(i, j): return torch.cat([2 - 2 * (f[i[a:a + step]] * f[j[a:a + step]]).sum(1) for a in range(0, len(i), step)])
-    E = k_reciprocal_expansion(R, k1)                                       # (N, L) members of R*(i, k1)
-    return query_expand(E, encode_neighbours(E, dist_at), R, k2)
-
-# %% ../nbs/08_cluster.ipynb #ed8b8138
-def _check_cluster_features(features, k1, k2)->Tensor:
+# %% ../nbs/08_cluster.ipynb #6261cf6a
+def _check_cluster_features(features, k1, k2, normalise:bool=True)->Tensor:
     f = features if isinstance(features, Tensor) else torch.as_tensor(np.asarray(features))
     if f.dim() != 2 or len(f) == 0: raise ValueError(f"features must be a non-empty (N, D) matrix, got shape {tuple(f.shape)}")
     if not f.is_floating_point(): raise ValueError(f"features must be floating point, got {f.dtype}")
@@ -53,14 +33,15 @@ def _check_cluster_features(features, k1, k2)->Tensor:
     if not (isinstance(k1, (int, np.integer)) and k1 >= 1 and isinstance(k2, (int, np.integer)) and k2 >= 1):
         raise ValueError(f"k1 and k2 must be positive integers, got k1={k1!r}, k2={k2!r}")
     if len(f) < max(k1 + 1, k2): raise ValueError(f"k1={k1} needs at least k1+1={k1 + 1} images, got {len(f)}: lower k1")
-    return F.normalize(f.float(), dim=1)
+    return F.normalize(f.float(), dim=1) if normalise else f
 
 def sparse_jaccard(
     features, # (N, D) features (NumPy or torch, CPU or CUDA)
     k1:int=30, # k of the k-reciprocal sets
     k2:int=6, # neighbours averaged in local query expansion (1: none)
     num_threads:int|None=None, # torch CPU threads during the call (None: torch's setting)
-): # scipy.sparse.csr_matrix (N, N) float32 holding every pair with distance < 1, the diagonal's zeros stored explicitly
+    max_dist:float=1.0, # Keep only pairs with d <= max_dist (DBSCAN at radius eps needs no more than eps); 1: every pair with d < 1
+): # scipy.sparse.csr_matrix (N, N) float32 holding every pair with distance < 1 (<= max_dist), the diagonal's zeros stored explicitly
     "The k-reciprocal Jaccard distance as a sparse matrix of the pairs that can be neighbours (d < 1)."
     import scipy.sparse as sp
     with torch_threads(num_threads):
@@ -68,17 +49,19 @@ def sparse_jaccard(
         N = len(f)
         Vqe = k_reciprocal_vectors(f, k1, k2)
         crow, cols, vals = [0], [], []
-        for s, e, T in sum_of_minima(Vqe, Vqe, (0, N), 0, N):              # T: (e-s, N) sum_j min(V_i, V_t), the same blocks as jaccard_distance
+        for s, e, T in sum_of_minima(Vqe, Vqe, (0, N), 0, N, pair_budget=1 << 20):   # T: (e-s, N) sum_j min(V_i, V_t); small blocks: small memory
             r, c = (T > 0).nonzero(as_tuple=True)                           # shared support <=> d < 1; the diagonal has T = 1
             t = T[r, c]
             d = (1 - t / (2. - t)).clamp_min_(0).masked_fill_(r + s == c, 0)       # d(i, i) = 0 exactly (T_ii = 1 up to rounding)
+            if max_dist < 1:
+                keep = d <= max_dist; r, c, d = r[keep], c[keep], d[keep]
             cols.append(c.to(torch.int32).cpu()); vals.append(d.cpu())
             crow.append(torch.bincount(r, minlength=e - s).cpu())
     counts = torch.cat([torch.zeros(1, dtype=torch.long)] + crow[1:]).cumsum(0)
     return sp.csr_matrix((torch.cat(vals).numpy(), torch.cat(cols).numpy(), counts.numpy()), shape=(N, N))
 
-# %% ../nbs/08_cluster.ipynb #e554f317
-SPARSE_ABOVE = 2000 # `pseudo_labels` uses the sparse path from this many images up (measured in the chapter)
+# %% ../nbs/08_cluster.ipynb #f7fdb605
+SPARSE_ABOVE = 2000 # `pseudo_labels` uses the sparse path from this many images up (as fast from 2,000, faster above; see the chapter)
 
 class ClusteringError(UsageError):
     "Clustering left too few clusters (or only outliers) to train on."
@@ -111,9 +94,9 @@ def pseudo_labels(
     if not (isinstance(eps, (int, float)) and 0 < eps): raise ValueError(f"eps must be > 0, got {eps!r}")
     if not (isinstance(min_samples, (int, np.integer)) and min_samples >= 2): raise ValueError(f"min_samples must be an integer >= 2, got {min_samples!r}")
     if outliers not in ('drop', 'keep'): raise ValueError(f"outliers must be 'drop' or 'keep', got {outliers!r}")
-    f = _check_cluster_features(features, k1, k2)
+    f = _check_cluster_features(features, k1, k2, normalise=False)            # each path normalises once, the same way
     if sparse is None: sparse = len(f) >= SPARSE_ABOVE
-    D = sparse_jaccard(f, k1, k2, num_threads) if sparse else jaccard_distance(f.cpu(), k1, k2, num_threads=num_threads).numpy()
+    D = sparse_jaccard(f, k1, k2, num_threads, max_dist=eps) if sparse else jaccard_distance(f.cpu(), k1, k2, num_threads=num_threads).numpy()
     raw = DBSCAN(eps=float(eps), min_samples=int(min_samples), metric='precomputed').fit_predict(D)
     return renumber(raw, outliers)
 

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['ranks_to_metrics', 'GalleryIndex', 'match_ranks', 'RankResult', 'torch_threads', 'evaluate_rank', 'single_shot_cmc',
            'pairwise_distance', 'evaluate_features', 'k_reciprocal_mask', 'k_reciprocal_expansion', 'encode_neighbours',
-           'query_expand', 'sum_of_minima', 're_ranking', 'jaccard_distance', 'plot_cmc', 'plot_ranked_list']
+           'query_expand', 'sum_of_minima', 're_ranking', 'nearest_neighbours', 'k_reciprocal_vectors',
+           'jaccard_distance', 'plot_cmc', 'plot_ranked_list']
 
 # %% ../nbs/04_metrics.ipynb #1fd3d985
 import math, warnings
@@ -590,11 +591,59 @@ def _re_ranking(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value, chunk_size):
     return final.cpu().numpy() if is_numpy else final
 
 # %% ../nbs/04_metrics.ipynb #8502a334
+def nearest_neighbours(
+    f:Tensor, # (N, D) features
+    m:int, # neighbours per image (the image itself included)
+    chunk_size:int=2048, # side of the tiles of f f^T
+)->tuple: # (N, m) similarities, most similar first, and (N, m) int64 indices
+    "The m most similar images of every image by dot product, each tile of the symmetric f f^T computed once for both its row blocks."
+    N = len(f)
+    best_v = torch.full((N, m), -float('inf'), device=f.device); best_i = torch.zeros((N, m), dtype=torch.long, device=f.device)
+    def merge(rows, v, i):                                                   # keep the m best of the running list and a tile's
+        cv, ci = torch.cat([best_v[rows], v], 1), torch.cat([best_i[rows], i], 1)
+        top, o = cv.topk(m, dim=1); best_v[rows], best_i[rows] = top, ci.gather(1, o)
+    starts = range(0, N, chunk_size)
+    for a, s in enumerate(starts):
+        fs = f[s:s + chunk_size]
+        for t in starts[a:]:
+            S = fs @ f[t:t + chunk_size].T                                   # (c1, c2) tile = transpose of tile (t, s)
+            v, i = S.topk(min(m, S.shape[1]), dim=1); merge(slice(s, s + chunk_size), v, i + t)
+            if t != s: v, i = S.T.topk(min(m, S.shape[0]), dim=1); merge(slice(t, t + chunk_size), v, i + s)
+    return best_v, best_i
+
+def k_reciprocal_vectors(
+    f:Tensor, # (N, D) L2-normalised features
+    k1:int=30, # k of the k-reciprocal sets R(i, k1)
+    k2:int=6, # neighbours averaged in local query expansion (1: none)
+    chunk_size:int=2048, # side of the tiles of f f^T computed at a time
+)->tuple: # CSR (crow (N+1,), col (nnz,), val (nnz,)) of the query-expanded k-reciprocal vectors V
+    "The sparse k-reciprocal vectors V of every image (Zhong et al. 2017, eqs. 7-10): the input of the Jaccard distance."
+    N = len(f)
+    M = min(N, max(k1 + 1, k2, 3 * (k1 + 1)))                                # neighbours whose distances are kept
+    sim, R = nearest_neighbours(f, M, chunk_size)                            # (N, M) each, nearest first (i itself first)
+    DM = 2 - 2 * sim                                                         # (N, M) squared distances of unit vectors
+    E = k_reciprocal_expansion(R, k1)                                        # (N, L) members of R*(i, k1), padded with N
+    dE = _set_distances(f, R, DM, E)                                         # (N, L) d(i, E[i, l])
+    return query_expand(E, encode_neighbours(E, lambda i, j: dE[E < N]), R, k2)
+
+def _set_distances(f, R, DM, E):
+    "d(i, j) for the members j of each row's set E[i]: read from the top-M table where j is in it (almost always), else computed."
+    N, M = R.shape
+    Rs, o = R.sort(1); Ds = DM.gather(1, o)                                 # each row's neighbours by index
+    Ec = E.clamp_max(N - 1)
+    pos = torch.searchsorted(Rs, Ec).clamp_max_(M - 1)                       # (N, L) where E[i, l] would sit in row i
+    d = Ds.gather(1, pos)
+    miss = (Rs.gather(1, pos) != Ec) & (E < N)                               # a neighbour of a neighbour beyond the top M
+    if miss.any():
+        i, j = torch.arange(N, device=f.device)[:, None].expand_as(E)[miss], E[miss]
+        d[miss] = 2 - 2 * (f[i] * f[j]).sum(1)
+    return d
+
 def jaccard_distance(
     features, # (N, D) features (NumPy or torch, CPU or CUDA)
     k1:int=30, # k of the k-reciprocal sets
     k2:int=6, # neighbours averaged in local query expansion (1: none)
-    chunk_size:int=1024, # rows of the N×N distances computed at a time
+    chunk_size:int=2048, # side of the tiles of the N×N similarities computed at a time
     num_threads:int|None=None, # torch CPU threads during the call (None: torch's setting; 1 is fastest on a busy machine)
 ): # (N, N) float32 Jaccard distances, NumPy for NumPy input, else a tensor on the input's device
     "k-reciprocal Jaccard distance between all pairs of L2-normalised features (for clustering)."
@@ -610,14 +659,7 @@ def _jaccard_distance(features, k1, k2, chunk_size):
     N, dev = len(f), f.device
     kmax = max(k1 + 1, k2)
     if kmax > N: raise ValueError(f"k1+1={k1 + 1} and k2={k2} must not exceed the number of images ({N})")
-    R = torch.empty((N, kmax), dtype=torch.long, device=dev)
-    for s in range(0, N, chunk_size):
-        R[s:s + chunk_size] = torch.topk(2 - 2 * f[s:s + chunk_size] @ f.T, kmax, dim=1, largest=False, sorted=True).indices
-    step = max(1, (1 << 24) // f.shape[1])
-    def dist_at(i, j):
-        return torch.cat([2 - 2 * (f[i[a:a + step]] * f[j[a:a + step]]).sum(1) for a in range(0, len(i), step)])
-    E = k_reciprocal_expansion(R, k1)
-    Vqe = query_expand(E, encode_neighbours(E, dist_at), R, k2)
+    Vqe = k_reciprocal_vectors(f, k1, k2, chunk_size)
     out = torch.empty((N, N), dtype=torch.float32, device=dev)
     for s, e, T in sum_of_minima(Vqe, Vqe, (0, N), 0, N): out[s:e] = (1 - T / (2. - T)).clamp_min_(0)
     return out.cpu().numpy() if is_numpy else out

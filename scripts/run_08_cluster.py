@@ -2,7 +2,7 @@
 
     python scripts/run_08_cluster.py source   # the starting model: supervised on synthetic domain B (12 epochs, cpu preset)
     python scripts/run_08_cluster.py a        # one half of the USL / supervised runs (needs the source model)
-    python scripts/run_08_cluster.py b        # the other half (run a and b side by side on two cores)
+    python scripts/run_08_cluster.py b        # the other half, ending with a's last runs in reverse (run a and b side by side)
 
 A finished run is skipped, so an interrupted script can be started again.
 """
@@ -35,7 +35,8 @@ def sup(seed):
     import shutil; shutil.rmtree(out, ignore_errors=True)
     train_reid(preset='cpu', seed=seed, epochs=EPOCHS, eval_every=2, out=str(out), progress=False)
 JOBS = {'a': [lambda: usl(1, 0.6), lambda: usl(0, 0.4), lambda: usl(2, 0.4), lambda: usl(0, 0.3), lambda: sup(2)],
-        'b': [lambda: usl(2, 0.6), lambda: usl(1, 0.4), lambda: sup(1), lambda: usl(0, 0.5), lambda: usl(0, 0.6, 'random')]}
+        'b': [lambda: usl(2, 0.6), lambda: usl(1, 0.4), lambda: sup(1), lambda: usl(0, 0.5), lambda: usl(0, 0.6, 'random'),
+              lambda: sup(2), lambda: usl(0, 0.3)]}
 if __name__ == '__main__':
     which = sys.argv[1]
     if which == 'source': source()

@@ -164,3 +164,12 @@ def test_cli_unsupervised(market, tmp_path):
     assert bad.returncode == 2 and '--unsupervised' in bad.stderr
     bad = subprocess.run(cmd[:2] + ['--eps', '1.5'], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2 and '--eps' in bad.stderr
+
+
+def test_uda_from_a_source_dataset(market, tmp_path):
+    "--source: supervised on a labelled dataset first (its run in out/source), then the loop on the target without labels."
+    src = build_dataset(fake_market(tmp_path / 'src', seed=3))
+    r = train_unsupervised(dataset=str(market.root), source=str(src.root), out=str(tmp_path / 'uda'), eps=0.3, backbone='resnet18_w8',
+                           size=(32, 16), p=2, k=2, epochs=1, eval_every=1, workers=0, progress=False)
+    assert (tmp_path / 'uda' / 'source' / 'last.pt').exists() and r['start'].startswith('supervised on')
+    assert len(r['clusters']) == 1 and r['final']['epoch'] == 1 and 'ari' in r['clusters'][0]
