@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AFF_DESCRIPTORS', 'AFF_FUSIONS', 'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock', 'AFFNet', 'info_nce',
-           'balanced_l1', 'balance_loss']
+           'balanced_l1', 'balance_loss', 'SymmetricContrastLoss']
 
 # %% ../nbs/12_aff_scl.ipynb #398ec1d5
 import math
@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .baseline import ResNetBackbone, register_model
 from .losses import CrossEntropyLabelSmooth, TripletLoss
+from .cluster import ClusterMemory
 
 # %% ../nbs/12_aff_scl.ipynb #5d97a5db
 def _check_int(name, value, minimum=1):
@@ -273,3 +274,40 @@ def balance_loss(
     t = target.long()
     x = (qn * (centroids[t] - hard[t])).sum(1)                              # (B,) q.c_y - q.h_y
     return balanced_l1(x, **kwargs).mean()
+
+# %% ../nbs/12_aff_scl.ipynb #scl00002
+class SymmetricContrastLoss(nn.Module):
+    "AFF_SCL's eq. (8): lambda_1 L_hard + lambda_2 L_ave + L_b over a hard-updated and a mean-updated cluster memory."
+    def __init__(self,
+                 num_features:int, # D
+                 num_clusters:int, # K
+                 temperature:float=0.05, # tau of both InfoNCE terms
+                 momentum:float=0.1, # m of both memories (Cluster Contrast's 0.1)
+                 lambda_hard:float=0.75, # lambda_1
+                 lambda_ave:float=0.25, # lambda_2
+                 balance:bool=True, # include L_b
+                 **balance_kwargs, # `balanced_l1` arguments
+                ):
+        super().__init__()
+        self.mean = ClusterMemory(num_features, num_clusters, temperature, momentum, 'mean')
+        self.hard = ClusterMemory(num_features, num_clusters, temperature, momentum, 'hard')
+        self.num_features, self.num_clusters = self.mean.num_features, self.mean.num_clusters
+        self.lambda_hard, self.lambda_ave, self.balance, self.balance_kwargs = lambda_hard, lambda_ave, balance, balance_kwargs
+
+    @classmethod
+    def factory(cls, **kwargs): # f(num_features, num_clusters) for `PseudoLabelHook` / `train_unsupervised`
+        "A memory factory with these settings."
+        return lambda d, k: cls(d, k, **kwargs)
+
+    def init_from(self, features:Tensor, labels):
+        "Both memories from the L2-normalised cluster means."
+        self.mean.init_from(features, labels); self.hard.init_from(features, labels)
+        return self
+
+    def forward(self,
+                x:Tensor, # (B, D) features
+                targets:Tensor, # (B,) cluster indices
+               )->Tensor: # scalar
+        C, H = self.mean.features.clone(), self.hard.features.clone()            # (K, D) each, before this step's updates
+        loss = self.lambda_hard * self.hard(x, targets) + self.lambda_ave * self.mean(x, targets)   # each memory then updates
+        return loss + balance_loss(x, C, H, targets, **self.balance_kwargs) if self.balance else loss

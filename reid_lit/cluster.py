@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, os, time, warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -214,7 +215,7 @@ class PseudoLabelHook(TrainHook):
                  k1:int=30, k2:int=6, # k-reciprocal parameters of the Jaccard distance
                  recluster_every:int=1, # Cluster before every this many epochs
                  outliers:str='drop', # 'drop' or 'keep' (single-image classes)
-                 memory:dict|None=None, # `ClusterMemory` arguments (temperature, momentum, mode)
+                 memory:dict|Callable|None=None, # `ClusterMemory` arguments (temperature, momentum, mode), or a factory f(num_features, num_clusters) of a memory loss with `init_from`
                  key:str='bn_feat', # Model output the memory reads
                  loss_name:str='memory', # Name of the memory's loss term
                  true_ids=None, # (N,) true identities, only to print `cluster_quality` (None: not printed)
@@ -222,7 +223,8 @@ class PseudoLabelHook(TrainHook):
                 ):
         if recluster_every < 1: raise ValueError(f"recluster_every must be >= 1, got {recluster_every}")
         self.items, self.eps, self.min_samples, self.k1, self.k2 = list(items), eps, min_samples, k1, k2
-        self.every, self.outliers, self.memory, self.key, self.loss_name = recluster_every, outliers, dict(memory or {}), key, loss_name
+        self.every, self.outliers, self.key, self.loss_name = recluster_every, outliers, key, loss_name
+        self.memory = memory if callable(memory) else (lambda d, k, kw=dict(memory or {}): ClusterMemory(d, k, **kw))
         self.true_ids = None if true_ids is None else np.asarray(true_ids)
         self.resize_classifier = resize_classifier
         self.labels, self.clustered_at, self.log = None, None, []
@@ -256,7 +258,7 @@ class PseudoLabelHook(TrainHook):
                                                         f"raise eps (fewer outliers, larger clusters) or lower P.{last}")
         self.labels = labels
         D = feats.shape[1] if feats is not None else trainer.terms[self.loss_name].fn.num_features
-        mem = ClusterMemory(D, K, **self.memory)
+        mem = self.memory(D, K)
         if feats is not None: mem.init_from(feats[torch.as_tensor(keep, device=feats.device)], labels[keep])
         trainer.set_loss(self.loss_name, mem, self.key, trainer.terms[self.loss_name].weight if self.loss_name in trainer.terms else 1.0)
         trainer.rebuild([it._replace(pid=int(l)) for it, l in zip(self.items, labels) if l >= 0],
@@ -298,6 +300,7 @@ def train_unsupervised(
     memory_mode:str='mean', # 'mean' or 'hard' centroid update
     temperature:float=0.05, # Memory temperature
     momentum:float=0.2, # Memory momentum
+    memory_factory:Callable|None=None, # f(num_features, num_clusters) -> a memory loss with `init_from` (e.g. chapter 12's symmetric contrast); None: `ClusterMemory`
     model:str='baseline', # Registered model name
     preset:str|None=None, # 'cpu' or 'paper'
     out:str|None=None, # Run folder
@@ -327,12 +330,10 @@ def train_unsupervised(
     train = list(data.train)
     unl = type('Unlabelled', (), {'train': hide_labels(train), 'query': data.query, 'gallery': data.gallery,
                                   'root': getattr(data, 'root', None), 'num_train_pids': len(train)})()
-    hook = PseudoLabelHook(unl.train, eps, min_samples, k1, k2, recluster_every, outliers,
-                           dict(temperature=temperature, momentum=momentum, mode=memory_mode), true_ids=[it.pid for it in train])
-    def trainer_for(net, **kw):
-        D = net.feat_dim
-        return Trainer(net, {'memory': (ClusterMemory(D, len(train), temperature, momentum, memory_mode), 'bn_feat', 1.0)},
-                       unl, cfg, device=dev, progress=progress, **kw)
+    make_memory = memory_factory or (lambda d, k: ClusterMemory(d, k, temperature, momentum, memory_mode))
+    hook = PseudoLabelHook(unl.train, eps, min_samples, k1, k2, recluster_every, outliers, make_memory, true_ids=[it.pid for it in train])
+    def trainer_for(net, **kw):                                        # before the first clustering: an instance memory
+        return Trainer(net, {'memory': (make_memory(net.feat_dim, len(train)), 'bn_feat', 1.0)}, unl, cfg, device=dev, progress=progress, **kw)
     set_seed(cfg.seed)
     untrained = trainer_for(build_model(model, 1, backbone=cfg.backbone, **cfg.model_kwargs), verbose=False).evaluate()
     net, start = _pretrained_model(init, source, model, cfg, out_dir, progress) if resume is None else (None, 'resumed')

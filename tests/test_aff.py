@@ -53,3 +53,19 @@ def test_table8_parameters():
     with torch.device('meta'): m = build_model('aff', 751, reduction=4, se_reduction=4)
     n = sum(p.numel() for k, p in m.named_parameters() if 'classifier' not in k)
     assert abs(n / 1e6 - 26.70) / 26.70 < 0.003
+
+
+def test_scl_trains_in_the_clustering_loop(tmp_path):
+    "The symmetric-contrast objective as chapter 08's memory: one epoch of the unsupervised loop with it, both memories in the checkpoint."
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_train import fake_market
+    from reid_lit.aff import SymmetricContrastLoss
+    from reid_lit.cluster import train_unsupervised
+    from reid_lit.train import load_checkpoint
+    root = fake_market(tmp_path / 'm')
+    r = train_unsupervised(dataset=str(root), eps=0.3, backbone='resnet18_w8', size=(32, 16), p=2, k=2, epochs=1, eval_every=1,
+                           workers=0, progress=False, out=str(tmp_path / 'usl'), memory_factory=SymmetricContrastLoss.factory())
+    ck = load_checkpoint(tmp_path / 'usl' / 'last.pt')
+    assert {'memory.mean.features', 'memory.hard.features'} <= set(ck['losses']) and r['final']['epoch'] == 1
