@@ -1,0 +1,27 @@
+"""Chapter 12's loss ablation on chapter 08's loop, written to $REID_LIT_RUNS/12_aff_scl (default ~/.cache/reid_lit/runs).
+
+    python scripts/run_12_scl.py a    # seed 0: mean memory, hard memory, the symmetric objective
+    python scripts/run_12_scl.py b    # seed 1: the same three
+
+Each run starts from chapter 08's domain-B model (scripts/run_08_cluster.py source) and learns the default synthetic
+domain A without labels: baseline network, eps 0.5, 8 epochs of the cpu preset, Adam 3.5e-4. A finished run is skipped.
+"""
+import json, os, shutil, sys, time
+from pathlib import Path
+import reid_lit.cluster as C
+from reid_lit.aff import SymmetricContrastLoss
+RUNS = Path(os.environ.get('REID_LIT_RUNS', '~/.cache/reid_lit/runs')).expanduser()
+SOURCE = RUNS / '08_cluster' / 'source-B' / 'last.pt'
+LOSSES = {'mean': dict(memory_mode='mean', momentum=0.1), 'hard': dict(memory_mode='hard', momentum=0.1),
+          'scl': dict(memory_factory=SymmetricContrastLoss.factory())}
+def run(loss, seed, eps=0.5):
+    out = RUNS / '12_aff_scl' / f"usl-{loss}-eps{eps}-seed{seed}"
+    if (out / 'usl.json').exists(): return
+    shutil.rmtree(out, ignore_errors=True)
+    C.train_unsupervised(init=str(SOURCE), eps=eps, preset='cpu', seed=seed, epochs=8, lr=3.5e-4, eval_every=2, out=str(out),
+                         progress=False, **LOSSES[loss])
+if __name__ == '__main__':
+    if not SOURCE.exists(): sys.exit(f"no starting model at {SOURCE}: run `python scripts/run_08_cluster.py source` first")
+    seed = {'a': 0, 'b': 1}[sys.argv[1]]
+    for loss in LOSSES:
+        t = time.time(); run(loss, seed); print('done', loss, seed, round(time.time() - t), os.getloadavg(), flush=True)
