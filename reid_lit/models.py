@@ -6,7 +6,8 @@
 __all__ = ['count_params', 'forward_flops', 'model_costs', 'RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state',
            'ResNetBackbone', 'GeM', 'register_model', 'list_models', 'build_model', 'ReIDBaseline', 'NonLocalBlock',
            'SDABlock', 'NonLocalResNet', 'SDAResNet', 'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock',
-           'AFFNet', 'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss']
+           'AFFNet', 'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
+           'AttributeNet']
 
 # %% ../nbs/19_models.ipynb #b6d73e83
 from torch import nn
@@ -17,13 +18,15 @@ from .baseline import *
 from .sda import NonLocalBlock, SDABlock, NonLocalResNet, SDAResNet
 from .aff import ChannelAttention, SpatialAttention, CBAM, SEBlock, AFFNet
 from .magnifier import MagnifierNet, MaskModule, MaskLoss, SemanticFusion, BNNeckHead, SemanticDiversityLoss
+from .sdaal import AttributeNet
 
 # %% ../nbs/19_models.ipynb #85933307
 _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM',
          'register_model', 'list_models', 'build_model', 'ReIDBaseline',
          'NonLocalBlock', 'SDABlock', 'NonLocalResNet', 'SDAResNet',
          'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock', 'AFFNet',
-         'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss']
+         'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
+         'AttributeNet']
 
 # %% ../nbs/19_models.ipynb #bcfe3cf9
 def count_params(
