@@ -21,16 +21,7 @@ from test_train import TINY, fake_market                                    # no
 KW = dict(k1=8, k2=3, min_samples=3)                                         # a 48-image training set
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope='module')
-def market(tmp_path_factory):
-    return build_dataset(fake_market(tmp_path_factory.mktemp('market')))
+pytestmark = pytest.mark.usefixtures('one_thread')                        # `one_thread` and `market`: tests/conftest.py
 
 
 def blobs(n_ids=80, per=8, D=48, noise=0.6, seed=0):

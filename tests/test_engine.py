@@ -20,16 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_train import TINY, fake_market                                    # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope='module')
-def market(tmp_path_factory):
-    return build_dataset(fake_market(tmp_path_factory.mktemp('market')))
+pytestmark = pytest.mark.usefixtures('one_thread')                        # `one_thread` and `market`: tests/conftest.py
 
 
 class RelabelHook(TrainHook):
