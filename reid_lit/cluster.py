@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cluster.ipynb #3273b940
 from __future__ import annotations
-import math, os, time, warnings
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +17,10 @@ from torch import Tensor
 
 from .core import set_seed
 from .metrics import jaccard_distance, k_reciprocal_vectors, sum_of_minima, torch_threads
-from .train import TrainHook, Trainer, UsageError, atomic_save
+from .baseline import build_model, list_models
+from .data import build_dataset
+from .train import (TrainHook, Trainer, UsageError, atomic_save, format_results, get_preset, init_distributed,
+                            model_from_checkpoint, train_reid, update_config, _default_out, _register_all_models)
 
 # %% auto #0
 __all__ = ['SPARSE_ABOVE', 'sparse_jaccard', 'ClusteringError', 'renumber', 'pseudo_labels', 'cluster_quality', 'quality_line',
@@ -274,8 +277,6 @@ class PseudoLabelHook(TrainHook):
 # %% ../nbs/08_cluster.ipynb #f4ad7bbf
 def _pretrained_model(init, source, model, cfg, out_dir, progress):
     "The starting model of a run without labels: a checkpoint, a supervised run on a source dataset, or (neither) random weights."
-    from reid_lit.train import model_from_checkpoint, train_reid, load_checkpoint
-    from reid_lit.baseline import build_model
     if init is not None:
         if not Path(init).exists(): raise UsageError(f"--init: no checkpoint at '{init}'")
         try: return model_from_checkpoint(Path(init) / 'last.pt' if Path(init).is_dir() else init, 'cpu'), f"checkpoint {init}"
@@ -310,9 +311,6 @@ def train_unsupervised(
     **overrides, # Other `TrainConfig` fields (epochs, lr, backbone, size, seed, p, k, ...)
 )->dict: # {'untrained', 'initial', 'final' summaries, 'history', 'clusters' (per-round quality), 'out_dir'}
     "Learn a target dataset without its labels: cluster, train against the cluster memory, repeat; print cluster quality per round and mAP of the untrained, initial and final models."
-    from reid_lit.train import (get_preset, update_config, build_dataset, _default_out, format_results, init_distributed,
-                                load_checkpoint, _register_all_models)
-    from reid_lit.baseline import build_model, list_models
     if not (0 < eps < 1): raise UsageError(f"--eps must be in (0, 1) (a Jaccard distance), got {eps}")
     if init is not None and source is not None: raise UsageError("pass --init or --source, not both")
     _register_all_models()
@@ -338,7 +336,6 @@ def train_unsupervised(
     untrained = trainer_for(build_model(model, 1, backbone=cfg.backbone, **cfg.model_kwargs), verbose=False).evaluate()
     net, start = _pretrained_model(init, source, model, cfg, out_dir, progress) if resume is None else (None, 'resumed')
     if resume is not None:
-        from reid_lit.train import model_from_checkpoint
         net = model_from_checkpoint(Path(resume) / 'last.pt', 'cpu')
     trainer = trainer_for(net, out_dir=out_dir, hooks=[hook], resume=resume is not None and Path(resume))
     if trainer.is_main: print(f"unsupervised run on {dname} ({len(train)} unlabelled images), start: {start}, eps {eps}; run folder {out_dir}", flush=True)
