@@ -218,7 +218,7 @@ class PseudoLabelHook(TrainHook):
                  k1:int=30, k2:int=6, # k-reciprocal parameters of the Jaccard distance
                  recluster_every:int=1, # Cluster before every this many epochs
                  outliers:str='drop', # 'drop' or 'keep' (single-image classes)
-                 memory:dict|Callable|None=None, # `ClusterMemory` arguments (temperature, momentum, mode), or a factory f(num_features, num_clusters) of a memory loss with `init_from`
+                 memory:dict|Callable|bool|None=None, # `ClusterMemory` arguments (temperature, momentum, mode), a factory f(num_features, num_clusters) of a memory loss with `init_from`, or False: no memory (the model's own losses on the pseudo-identities, e.g. SDAAL's CE + triplet)
                  key:str='bn_feat', # Model output the memory reads
                  loss_name:str='memory', # Name of the memory's loss term
                  true_ids=None, # (N,) true identities, only to print `cluster_quality` (None: not printed)
@@ -227,7 +227,8 @@ class PseudoLabelHook(TrainHook):
         if recluster_every < 1: raise ValueError(f"recluster_every must be >= 1, got {recluster_every}")
         self.items, self.eps, self.min_samples, self.k1, self.k2 = list(items), eps, min_samples, k1, k2
         self.every, self.outliers, self.key, self.loss_name = recluster_every, outliers, key, loss_name
-        self.memory = memory if callable(memory) else (lambda d, k, kw=dict(memory or {}): ClusterMemory(d, k, **kw))
+        if memory is False and not resize_classifier: raise ValueError("memory=False trains the model's own losses on the clusters: it needs resize_classifier=True")
+        self.memory = None if memory is False else memory if callable(memory) else (lambda d, k, kw=dict(memory or {}): ClusterMemory(d, k, **kw))
         self.true_ids = None if true_ids is None else np.asarray(true_ids)
         self.resize_classifier = resize_classifier
         self.labels, self.clustered_at, self.log = None, None, []
@@ -251,7 +252,7 @@ class PseudoLabelHook(TrainHook):
               labels:np.ndarray, # (N,) pseudo-labels of `items`
               feats:Tensor|None=None, # (N, D) features to initialise the memory (None: left for a checkpoint to fill)
              ):
-        "Train on `labels` from now on: a fresh memory of the clusters, a PK sampler over the clustered images."
+        "Train on `labels` from now on: a fresh memory of the clusters (unless memory=False), a PK sampler over the clustered images."
         labels = np.asarray(labels); keep = labels >= 0
         K, P = int(labels.max() + 1) if keep.any() else 0, trainer.cfg.p
         last = f" Last checkpoint: '{trainer.out_dir / 'last.pt'}' (epoch {trainer.epoch})." if trainer.out_dir is not None and (trainer.out_dir / 'last.pt').exists() else ''
@@ -260,10 +261,11 @@ class PseudoLabelHook(TrainHook):
         if K < P * trainer.world: raise ClusteringError(f"clustering at eps={self.eps} left {K} clusters, fewer than P={P} identities per batch: "
                                                         f"raise eps (fewer outliers, larger clusters) or lower P.{last}")
         self.labels = labels
-        D = feats.shape[1] if feats is not None else trainer.terms[self.loss_name].fn.num_features
-        mem = self.memory(D, K)
-        if feats is not None: mem.init_from(feats[torch.as_tensor(keep, device=feats.device)], labels[keep])
-        trainer.set_loss(self.loss_name, mem, self.key, trainer.terms[self.loss_name].weight if self.loss_name in trainer.terms else 1.0)
+        if self.memory is not None:
+            D = feats.shape[1] if feats is not None else trainer.terms[self.loss_name].fn.num_features
+            mem = self.memory(D, K)
+            if feats is not None: mem.init_from(feats[torch.as_tensor(keep, device=feats.device)], labels[keep])
+            trainer.set_loss(self.loss_name, mem, self.key, trainer.terms[self.loss_name].weight if self.loss_name in trainer.terms else 1.0)
         trainer.rebuild([it._replace(pid=int(l)) for it, l in zip(self.items, labels) if l >= 0],
                         num_classes=K if self.resize_classifier else None)
 

@@ -757,7 +757,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)   # bf16 needs no loss scaling; kept for checkpoints
         self.loss_optimizers = {}
         self._sync_params()
-        self.epoch, self.history, self.best, self.result = 0, [], None, None
+        self.epoch, self.history, self.best, self.result, self.test_features = 0, [], None, None, None
         set_seed(_mix_seed(cfg.seed, self.rank) % 2**31)                     # augmentation stream of this process
         if resume: self.resume(resume)
 
@@ -890,7 +890,7 @@ class Trainer:
                  rerank:bool=False, # k-reciprocal re-ranking (Zhong et al. 2017)
                 )->dict: # `ranking_summary` of the result (on every rank); the full result is `self.result` on rank 0
         "Rank the gallery for every query and return mAP and the CMC."
-        qf, gf = self.features()
+        qf, gf = self.test_features = self.features()                    # kept for hooks that rank them another way (e.g. a fused distance)
         summary = None
         if self.is_main:
             q, g = self.test_items[:self.num_query], self.test_items[self.num_query:]
@@ -1239,19 +1239,28 @@ def reid_lit_train(
     unsupervised:bool=False, # Learn the dataset without its labels: the clustering loop of chapter 08 (reid_lit.cluster)
     init:str=None, # With --unsupervised: start from this checkpoint or run folder (USL from a pretrained model)
     source:str=None, # With --unsupervised: first train supervised on this labelled dataset, then adapt (UDA)
-    eps:float=0.6, # With --unsupervised: DBSCAN radius on the Jaccard distance
+    eps:float=None, # With --unsupervised: DBSCAN radius on the Jaccard distance (default 0.6); with --model sdaal: default from Song et al.'s rule
+    target:str=None, # With --model sdaal: the unlabelled target dataset (default: synthetic domain B)
+    attributes:str=None, # With --model sdaal: the attribute-labelled dataset of the ARM (default: synthetic domain C)
 ):
     "Train a re-ID model. Without arguments: draw the default synthetic dataset (once, cached), train the baseline at this machine's preset, print mAP / Rank-1 / Rank-5 / Rank-10. Runs under `torchrun --nproc_per_node N` too."
     with _cli_errors('reid_lit_train'):
+        if model == 'sdaal':                                              # chapter 11's whole method: source, ARM, rounds on the target
+            from reid_lit.sdaal import train_sdaal
+            if dataset is not None: raise UsageError("--model sdaal reads --source (labelled) and --target (unlabelled), not --dataset")
+            train_sdaal(source=source, target=target, attributes=attributes, root=root, init=init, eps=eps, preset=preset, seed=seed or 0,
+                        out=out, resume=resume, device=device, progress=progress, backbone=backbone, size=parse_size(size), workers=workers)
+            return
+        if target is not None or attributes is not None: raise UsageError("--target and --attributes belong to --model sdaal")
         if unsupervised:                                                  # chapter 08 builds on this engine; imported only when asked for
             from reid_lit.cluster import train_unsupervised
-            train_unsupervised(dataset=dataset, root=root, init=init, source=source, eps=eps, model=model, preset=preset,
+            train_unsupervised(dataset=dataset, root=root, init=init, source=source, eps=0.6 if eps is None else eps, model=model, preset=preset,
                                       out=out, resume=resume, device=device, progress=progress, backbone=backbone,
                                       size=parse_size(size), epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
                                       eval_every=eval_every, seed=seed, workers=workers)
             return                                                            # (a return value would become the exit status)
         if init is not None or source is not None:
-            raise UsageError("--init and --source belong to runs without labels: add --unsupervised")
+            raise UsageError("--init and --source belong to runs without labels: add --unsupervised (or use --model sdaal)")
         train_reid(dataset=dataset, root=root, model=model, preset=preset, backbone=backbone, size=size, epochs=epochs, p=p, k=k,
                    batch_size=batch_size, lr=lr, optimizer=optimizer, eval_every=eval_every, out=out, device=device, amp=amp,
                    compile=compile, resume=resume, seed=seed, workers=workers, center_weight=center_weight,
