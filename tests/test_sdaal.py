@@ -37,6 +37,7 @@ def test_refinery_and_fused_distance_bad_input():
     with pytest.raises(ValueError, match='one per attrs row'): refine_attribute_labels(f[:5], a)
     with pytest.raises(ValueError, match='only 0 and 1'): refine_attribute_labels(f, a + 3)
     with pytest.raises(ValueError, match='alpha'): fused_distance(f, f, alpha=-0.5)
+    with pytest.raises(ValueError, match='NaN or infinite'): refine_attribute_labels(f * float('nan'), a)
     with pytest.raises(ValueError, match='differ in shape'): attribute_accuracy(np.zeros((2, 32)), np.zeros((3, 32)))
 
 
