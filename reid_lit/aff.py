@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AFF_DESCRIPTORS', 'AFF_FUSIONS', 'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock', 'AFFNet', 'info_nce',
-           'balanced_l1', 'balance_loss', 'SymmetricContrastLoss']
+           'balanced_l1', 'balance_loss', 'SymmetricContrastLoss', 'mass_on_body', 'spatial_attention_on_body']
 
 # %% ../nbs/12_aff_scl.ipynb #398ec1d5
 import math
@@ -311,3 +311,28 @@ class SymmetricContrastLoss(nn.Module):
         C, H = self.mean.features.clone(), self.hard.features.clone()            # (K, D) each, before this step's updates
         loss = self.lambda_hard * self.hard(x, targets) + self.lambda_ave * self.mean(x, targets)   # each memory then updates
         return loss + balance_loss(x, C, H, targets, **self.balance_kwargs) if self.balance else loss
+
+# %% ../nbs/12_aff_scl.ipynb #aff_att02
+def mass_on_body(
+    maps:Tensor, # (B, 1, h, w) non-negative attention maps
+    silhouettes:Tensor, # (B, H, W) label maps, 0 = background (any resolution at least h x w)
+)->Tensor: # (B,) share of each map's mass on the person
+    "The share of an attention map's mass that lies on the person, each map cell weighted by its pixels' share on the silhouette."
+    if maps.dim() != 4 or maps.shape[1] != 1: raise ValueError(f"maps must be (B, 1, h, w), got {tuple(maps.shape)}")
+    if silhouettes.dim() != 3 or len(silhouettes) != len(maps): raise ValueError(f"silhouettes must be (B, H, W) with B = {len(maps)}, got {tuple(silhouettes.shape)}")
+    if (maps < 0).any(): raise ValueError("maps must be non-negative (attention weights)")
+    on = F.adaptive_avg_pool2d((silhouettes > 0).float()[:, None].to(maps), maps.shape[-2:])   # (B, 1, h, w) person share per cell
+    return (maps * on).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)
+
+@torch.no_grad()
+def spatial_attention_on_body(
+    model:nn.Module, # an `AFFNet` (anything with `branch_maps(x)` giving a 'spatial' map)
+    batch:dict, # 'img' (B, 3, H, W) and the synthetic world's 'parts' (B, H, W)
+)->dict: # 'cbam_spatial' (share of the map's mass on the person), 'person_area' (what a flat map scores)
+    "Mean share of CBAM's spatial-attention mass on the person, and the share a flat map would give, over a batch."
+    if 'parts' not in batch: raise ValueError("batch has no 'parts' label maps: the measure needs the synthetic world's silhouettes")
+    was = model.training; model.eval()
+    try: ms = model.branch_maps(batch['img'])['spatial']                     # (B, 1, h, w)
+    finally: model.train(was)
+    parts = torch.as_tensor(batch['parts'])
+    return {'cbam_spatial': float(mass_on_body(ms, parts).mean()), 'person_area': float(mass_on_body(torch.ones_like(ms), parts).mean())}
