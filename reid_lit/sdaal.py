@@ -332,6 +332,7 @@ class AttributeRoundHook(TrainHook):
                  alpha:float=0.8, # fused-distance weight of the reported numbers
                  true_attrs=None, # (N, 32) true attributes of `items`, only to report the labels' accuracy
                  name:str='arm', # key of the hook's state and prefix of its numbers
+                 shared:dict|None=None, # one dict for all hooks of a run that start from the same ARM: the test features they all need are computed once
                 ):
         if every < 1: raise ValueError(f"every must be >= 1, got {every}")
         if not 0 < p <= 1: raise ValueError(f"p must be in (0, 1], got {p!r}")
@@ -341,14 +342,14 @@ class AttributeRoundHook(TrainHook):
         self.true = None if true_attrs is None else check_attributes(true_attrs, name='true_attrs').numpy()
         if self.true is not None and len(self.true) != len(self.items): raise ValueError(f"true_attrs has {len(self.true)} rows for {len(self.items)} items")
         self.pretrained = {k: v.clone() for k, v in arm.state_dict().items()}   # the un-fine-tuned ARM, for the 'frozen' numbers
-        self.log, self.start, self._frozen = [], None, None
+        self.log, self.start, self.shared = [], None, {} if shared is None else shared
 
     def _frozen_features(self, trainer)->Tensor:
         "Query + gallery strip features of the pretrained ARM (computed once per process; not checkpointed)."
-        if self._frozen is None:
+        if 'frozen' not in self.shared:
             arm = AttributeNet(**self.arm.config); arm.load_state_dict(self.pretrained)
-            self._frozen = arm_outputs(arm, trainer.test_items, trainer.cfg, trainer.annotations, trainer.device)[0]
-        return self._frozen
+            self.shared['frozen'] = arm_outputs(arm, trainer.test_items, trainer.cfg, trainer.annotations, trainer.device)[0]
+        return self.shared['frozen']
 
     def _rank(self, trainer, id_feats, arm_feats)->dict:
         q, g, n = trainer.test_items[:trainer.num_query], trainer.test_items[trainer.num_query:], trainer.num_query
@@ -358,7 +359,8 @@ class AttributeRoundHook(TrainHook):
         if self.start is not None: return
         saved = rng_state()                                                    # building the frozen ARM draws weights: not from the run's stream
         try:
-            f = torch.cat(trainer.features())                                  # the source model on the target
+            if 'start' not in self.shared: self.shared['start'] = torch.cat(trainer.features())   # the source model on the target
+            f = self.shared['start']
             self.start = {'fused': self._rank(trainer, f, self._frozen_features(trainer))}
         finally: set_rng_state(saved)
 
@@ -500,9 +502,10 @@ def train_sdaal(
         arm_cfg = update_config(get_preset(name, dev), model='arm', model_kwargs={'nonlocal_blocks': True}, epochs=sp['arm_epochs'],
                                 eval_every=sp['arm_epochs'], eval_untrained=False, lr=sp['arm_lr'], p=sp['batch'][0], k=sp['batch'][1], warmup_epochs=0, seed=seed,
                                 **{k: overrides[k] for k in ('size', 'workers') if k in overrides})
+        shared = {}                                                    # every variant starts from the same ARM and source model
         for vname, v in variants.items():
             hooks.append(AttributeRoundHook(arm_for_target(arm_ck), unl.train, sp['round_epochs'], arm_cfg, v.get('p', p), v.get('refine', True),
-                                            alpha, truth, name=f"arm_{vname}"))
+                                            alpha, truth, name=f"arm_{vname}", shared=shared))
     hooks += list(extra)
     set_seed(seed)                                                     # the rounds' stream does not depend on how many ARMs were built
     trainer = Trainer(net, model_losses(net, net.num_classes, cfg), unl, cfg, out_dir=out_dir / 'target', device=dev, hooks=hooks, progress=progress,
