@@ -135,6 +135,7 @@ def _id_classifier(dim, num_classes):
 @register_model("aff")
 class AFFNet(nn.Module):
     "Attention-guided fine-grained feature network (§3.3): ResNet (last stride 1) → G = F + CBAM(F) → L = [SE(G_1); SE(G_2)] over the channel halves."
+    memory_key = "emb" # the train-mode output a cluster memory reads (chapter 08): the retrieval descriptor
     def __init__(self,
                  num_classes:int, # Number of training identities (width of each branch's classifier)
                  backbone:str="resnet50", # Backbone name ('resnet50', 'resnet18_w16', ...)

@@ -24,7 +24,7 @@ from .train import (TrainHook, Trainer, UsageError, atomic_save, format_results,
 
 # %% auto #0
 __all__ = ['SPARSE_ABOVE', 'sparse_jaccard', 'ClusteringError', 'renumber', 'pseudo_labels', 'cluster_quality', 'quality_line',
-           'all_gather_batch', 'ClusterMemory', 'hide_labels', 'PseudoLabelHook', 'train_unsupervised']
+           'all_gather_batch', 'ClusterMemory', 'hide_labels', 'PseudoLabelHook', 'memory_key', 'train_unsupervised']
 
 # %% ../nbs/08_cluster.ipynb #6261cf6a
 def _check_cluster_features(features, k1, k2, normalise:bool=True)->Tensor:
@@ -290,6 +290,12 @@ def _pretrained_model(init, source, model, cfg, out_dir, progress):
     set_seed(cfg.seed)
     return build_model(model, 1, backbone=cfg.backbone, **cfg.model_kwargs), "random initialisation"
 
+def memory_key(
+    model, # a reid_lit model
+)->str: # the train-mode output a cluster memory should read
+    "The model's `memory_key` (e.g. AFF's 'emb', its retrieval descriptor), else the BNNeck feature 'bn_feat'."
+    return getattr(model, 'memory_key', 'bn_feat')
+
 def train_unsupervised(
     dataset:str|None=None, # Target dataset (name or folder; None: the default synthetic dataset); its training labels are not used
     root:str|None=None, # Folder of a named dataset
@@ -333,12 +339,13 @@ def train_unsupervised(
     make_memory = memory_factory or (lambda d, k: ClusterMemory(d, k, temperature, momentum, memory_mode))
     hook = PseudoLabelHook(unl.train, eps, min_samples, k1, k2, recluster_every, outliers, make_memory, true_ids=[it.pid for it in train])
     def trainer_for(net, **kw):                                        # before the first clustering: an instance memory
-        return Trainer(net, {'memory': (make_memory(net.feat_dim, len(train)), 'bn_feat', 1.0)}, unl, cfg, device=dev, progress=progress, **kw)
+        return Trainer(net, {'memory': (make_memory(net.feat_dim, len(train)), memory_key(net), 1.0)}, unl, cfg, device=dev, progress=progress, **kw)
     set_seed(cfg.seed)
     untrained = trainer_for(build_model(model, 1, backbone=cfg.backbone, **cfg.model_kwargs), verbose=False).evaluate()
     net, start = _pretrained_model(init, source, model, cfg, out_dir, progress) if resume is None else (None, 'resumed')
     if resume is not None:
         net = model_from_checkpoint(Path(resume) / 'last.pt', 'cpu')
+    hook.key = memory_key(net)
     trainer = trainer_for(net, out_dir=out_dir, hooks=[hook], resume=resume is not None and Path(resume))
     if trainer.is_main: print(f"unsupervised run on {dname} ({len(train)} unlabelled images), start: {start}, eps {eps}; run folder {out_dir}", flush=True)
     history = trainer.fit()

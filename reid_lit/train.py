@@ -1240,6 +1240,7 @@ def reid_lit_train(
     init:str=None, # With --unsupervised: start from this checkpoint or run folder (USL from a pretrained model)
     source:str=None, # With --unsupervised: first train supervised on this labelled dataset, then adapt (UDA)
     eps:float=None, # With --unsupervised: DBSCAN radius on the Jaccard distance (default 0.6); with --model sdaal: default from Song et al.'s rule
+    memory:str=None, # With --unsupervised: the memory loss, 'mean' (default), 'hard', or 'scl' (chapter 12's symmetric contrast learning)
     target:str=None, # With --model sdaal: the unlabelled target dataset (default: synthetic domain B)
     attributes:str=None, # With --model sdaal: the attribute-labelled dataset of the ARM (default: synthetic domain C)
 ):
@@ -1252,12 +1253,18 @@ def reid_lit_train(
                         out=out, resume=resume, device=device, progress=progress, backbone=backbone, size=parse_size(size), workers=workers)
             return
         if target is not None or attributes is not None: raise UsageError("--target and --attributes belong to --model sdaal")
+        if memory is not None and not unsupervised: raise UsageError("--memory belongs to runs without labels: add --unsupervised")
         if unsupervised:                                                  # chapter 08 builds on this engine; imported only when asked for
             from reid_lit.cluster import train_unsupervised
+            if memory not in (None, 'mean', 'hard', 'scl'): raise UsageError(f"--memory must be mean, hard or scl, got {memory!r}")
+            mem = {'memory_mode': memory or 'mean'}
+            if memory == 'scl':                                           # chapter 12's objective, eq. (8)
+                from reid_lit.aff import SymmetricContrastLoss
+                mem = {'memory_factory': SymmetricContrastLoss.factory()}
             train_unsupervised(dataset=dataset, root=root, init=init, source=source, eps=0.6 if eps is None else eps, model=model, preset=preset,
                                       out=out, resume=resume, device=device, progress=progress, backbone=backbone,
                                       size=parse_size(size), epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
-                                      eval_every=eval_every, seed=seed, workers=workers)
+                                      eval_every=eval_every, seed=seed, workers=workers, **mem)
             return                                                            # (a return value would become the exit status)
         if init is not None or source is not None:
             raise UsageError("--init and --source belong to runs without labels: add --unsupervised (or use --model sdaal)")

@@ -2,6 +2,8 @@
 
     python scripts/run_12_scl.py a    # seed 0: mean memory, hard memory, the symmetric objective
     python scripts/run_12_scl.py b    # seed 1: the same three
+    python scripts/run_12_scl.py aff-a  # AFF vs the plain backbone under SCL: seeds 0 and 2 (AFF starts from its own domain-B model)
+    python scripts/run_12_scl.py aff-b  # ... and seed 1, with the plain backbone's SCL runs it is paired with
 
 Each run starts from chapter 08's domain-B model (scripts/run_08_cluster.py source) and learns the default synthetic
 domain A without labels: baseline network, eps 0.5, 8 epochs of the cpu preset, Adam 3.5e-4. A finished run is skipped.
@@ -12,16 +14,20 @@ import reid_lit.cluster as C
 from reid_lit.aff import SymmetricContrastLoss
 RUNS = Path(os.environ.get('REID_LIT_RUNS', '~/.cache/reid_lit/runs')).expanduser()
 SOURCE = RUNS / '08_cluster' / 'source-B' / 'last.pt'
+AFF_SOURCE = RUNS / '12_aff_scl' / 'source-aff-B' / 'last.pt'   # AFF trained with labels on domain B, cpu preset, 12 epochs, seed 0
 LOSSES = {'mean': dict(memory_mode='mean', momentum=0.1), 'hard': dict(memory_mode='hard', momentum=0.1),
           'scl': dict(memory_factory=SymmetricContrastLoss.factory())}
-def run(loss, seed, eps=0.5):
-    out = RUNS / '12_aff_scl' / f"usl-{loss}-eps{eps}-seed{seed}"
+def run(loss, seed, eps=0.5, model='baseline'):
+    out = RUNS / '12_aff_scl' / (f"usl-{loss}-eps{eps}-seed{seed}" if model == 'baseline' else f"usl-{model}-{loss}-eps{eps}-seed{seed}")
     if (out / 'usl.json').exists(): return
     shutil.rmtree(out, ignore_errors=True)
-    C.train_unsupervised(init=str(SOURCE), eps=eps, preset='cpu', seed=seed, epochs=8, lr=3.5e-4, eval_every=2, out=str(out),
-                         progress=False, **LOSSES[loss])
+    C.train_unsupervised(init=str(SOURCE if model == 'baseline' else AFF_SOURCE), model=model, eps=eps, preset='cpu', seed=seed, epochs=8,
+                         lr=3.5e-4, eval_every=2, out=str(out), progress=False, **LOSSES[loss])
 if __name__ == '__main__':
     if not SOURCE.exists(): sys.exit(f"no starting model at {SOURCE}: run `python scripts/run_08_cluster.py source` first")
-    seed = {'a': 0, 'b': 1}[sys.argv[1]]
-    for loss in LOSSES:
-        t = time.time(); run(loss, seed); print('done', loss, seed, round(time.time() - t), os.getloadavg(), flush=True)
+    jobs = {'a': [('mean', 0, 'baseline'), ('hard', 0, 'baseline'), ('scl', 0, 'baseline')],
+            'b': [('mean', 1, 'baseline'), ('hard', 1, 'baseline'), ('scl', 1, 'baseline')],
+            'aff-a': [('scl', 0, 'aff'), ('scl', 0, 'baseline'), ('scl', 2, 'aff')],
+            'aff-b': [('scl', 1, 'aff'), ('scl', 1, 'baseline'), ('scl', 2, 'baseline')]}[sys.argv[1]]
+    for loss, seed, model in jobs:
+        t = time.time(); run(loss, seed, model=model); print('done', model, loss, seed, round(time.time() - t), os.getloadavg(), flush=True)

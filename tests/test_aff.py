@@ -69,3 +69,15 @@ def test_scl_trains_in_the_clustering_loop(tmp_path):
                            workers=0, progress=False, out=str(tmp_path / 'usl'), memory_factory=SymmetricContrastLoss.factory())
     ck = load_checkpoint(tmp_path / 'usl' / 'last.pt')
     assert {'memory.mean.features', 'memory.hard.features'} <= set(ck['losses']) and r['final']['epoch'] == 1
+
+
+def test_usl_with_aff_and_scl_from_the_cli(market, tmp_path):
+    "reid_lit_train --unsupervised --model aff --memory scl: AFF's descriptor feeds the symmetric contrast memory; --memory alone is an error."
+    from reid_lit.train import train_reid, reid_lit_train, load_checkpoint
+    r = train_reid(dataset=str(market.root), model='aff', out=str(tmp_path / 'src'), backbone='resnet18_w8', size='32x16', p=4, k=2,
+                   epochs=1, workers=0, progress=False)
+    reid_lit_train(unsupervised=True, model='aff', memory='scl', init=str(r['out_dir']), dataset=str(market.root), out=str(tmp_path / 'usl'),
+                   backbone='resnet18_w8', size='32x16', p=2, k=2, epochs=1, eval_every=1, workers=0, eps=0.3, progress=False)
+    ck = load_checkpoint(tmp_path / 'usl' / 'last.pt')
+    assert any(k.startswith('memory.') and 'hard' in k for k in ck['losses']), list(ck['losses'])   # the SCL memories, both kinds
+    with pytest.raises(SystemExit): reid_lit_train(memory='scl', dataset=str(market.root))
