@@ -375,7 +375,11 @@ class AttributeRoundHook(TrainHook):
     def round(self, trainer, r:int, row:dict)->dict:
         "One round's attribute half: predict, refine, fine-tune, rank with the fused distance."
         t0 = time.perf_counter()
-        feats = trainer.extract(self.items)                                    # (N, D) identity features of the target
+        key = ('train', trainer.epoch)                                         # every variant of a run reads the same features
+        if key not in self.shared:
+            for k in [k for k in self.shared if isinstance(k, tuple)]: del self.shared[k]   # keep only this round's
+            self.shared[key] = trainer.extract(self.items)
+        feats = self.shared[key]                                               # (N, D) identity features of the target
         _, prob = arm_outputs(self.arm, self.items, trainer.cfg, trainer.annotations, trainer.device)
         raw = (prob >= 0.5).to(torch.uint8).cpu().numpy()
         labels, changed = refine_attribute_labels(feats, raw, self.p) if self.refine else (raw, np.zeros(len(raw), bool))
