@@ -7,7 +7,8 @@ __all__ = ['count_params', 'forward_flops', 'model_costs', 'RESNET_SPECS', 'STAG
            'ResNetBackbone', 'GeM', 'register_model', 'list_models', 'build_model', 'ReIDBaseline', 'NonLocalBlock',
            'SDABlock', 'NonLocalResNet', 'SDAResNet', 'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock',
            'AFFNet', 'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
-           'AttributeNet']
+           'AttributeNet', 'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch',
+           'IntraInterNet']
 
 # %% ../nbs/19_models.ipynb #b6d73e83
 from torch import nn
@@ -19,6 +20,7 @@ from .sda import NonLocalBlock, SDABlock, NonLocalResNet, SDAResNet
 from .aff import ChannelAttention, SpatialAttention, CBAM, SEBlock, AFFNet
 from .magnifier import MagnifierNet, MaskModule, MaskLoss, SemanticFusion, BNNeckHead, SemanticDiversityLoss
 from .sdaal import AttributeNet
+from .intra_inter import Bottleneck, AttentionPath, IntraAttentionBlock, InterAttention, IntraBranch, IntraInterNet
 
 # %% ../nbs/19_models.ipynb #85933307
 _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM',
@@ -26,7 +28,8 @@ _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state',
          'NonLocalBlock', 'SDABlock', 'NonLocalResNet', 'SDAResNet',
          'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock', 'AFFNet',
          'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
-         'AttributeNet']
+         'AttributeNet',
+         'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch', 'IntraInterNet']
 
 # %% ../nbs/19_models.ipynb #bcfe3cf9
 def count_params(
