@@ -1046,6 +1046,7 @@ def train_reid(
     seed:int|None=None, # Seed override
     workers:int|None=None, # DataLoader worker processes
     center_weight:float|None=None, # beta of the centre loss (0: off; Luo et al.: 5e-4)
+    model_kwargs:dict|None=None, # Further constructor arguments of the model (e.g. {'fusion': 'fc'} for intra_inter)
     progress:bool=True, # Progress bar
 )->dict: # {'untrained', 'trained': summaries, 'history', 'out_dir', 'wall_s', 'img_s', 'config'}
     "Build data, model and losses from the arguments, train with `Trainer`, and print the results table."
@@ -1069,7 +1070,7 @@ def train_reid(
         p = batch_size // kk
     try: cfg = update_config(base, model=model, backbone=backbone, size=size, epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
                              eval_every=eval_every, amp=amp, compile=compile, seed=seed, workers=workers,
-                             center_weight=center_weight)
+                             center_weight=center_weight, model_kwargs=model_kwargs)
     except ValueError as e: raise UsageError(str(e)) from None
     if cfg.optimizer not in ('adam', 'adamw', 'sgd'): raise UsageError(f"--optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
     # -- the run folder

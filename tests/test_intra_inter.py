@@ -44,14 +44,15 @@ def test_keypoints_reach_the_crops():
 
 
 def test_trains_and_evaluates_from_the_cli(market, tmp_path):
-    "reid_lit_train --model intra_inter: one epoch on a miniature Market-1501 (no keypoints: the canonical pose), then reid_lit_eval."
+    """reid_lit_train --model intra_inter: one epoch on a miniature Market-1501 (no keypoints: the canonical pose), a variant chosen by
+    model_kwargs and rebuilt from the checkpoint, then reid_lit_eval."""
     from reid_lit.train import train_reid, eval_reid, load_checkpoint, model_from_checkpoint
     r = train_reid(dataset=str(market.root), model='intra_inter', backbone='table1_w8', size='64x32', p=4, k=2, epochs=1,
-                   workers=0, progress=False, out=str(tmp_path / 'run'))
+                   workers=0, progress=False, out=str(tmp_path / 'run'), model_kwargs={'fusion': 'fc', 'lam': 0.1})
     ck = load_checkpoint(tmp_path / 'run' / 'last.pt')
     assert ck['epoch'] == 1 and r['trained']['mAP'] > 0
     m = model_from_checkpoint(ck)
-    assert isinstance(m, IntraInterNet) and m.feat_dim == 8 * 8 + 4 * 4 * 8
+    assert isinstance(m, IntraInterNet) and m.feat_dim == 8 * 8 + 4 * 4 * 8 and m.fusion == 'fc' and m.lam == 0.1
     s = eval_reid(str(tmp_path / 'run'))
     assert abs(s['mAP'] - r['trained']['mAP']) < 1e-6
 
