@@ -7,11 +7,11 @@ __all__ = ['VIEWS', 'ATTR_NAMES', 'ATTR_GROUPS', 'TWIN_DETAILS', 'COLOURS', 'HEA
            'L_HAND', 'R_HAND', 'OCCLUDER', 'NEUTRAL_CAMERA', 'SPLITS', 'QUERY_OCCLUDERS', 'SYNTH_VERSION',
            'DEFAULT_SYNTH', 'PART_COLOURS', 'Identity', 'sample_identity', 'identity_attributes', 'make_twin',
            'walking_skeleton', 'project_skeleton', 'Canvas', 'fill_capsule', 'fill_ellipse', 'fill_polygon',
-           'draw_person', 'keypoint_visibility', 'CameraStyle', 'camera_style', 'camera_styles', 'render_background',
-           'draw_occluder', 'draw_passerby', 'apply_camera', 'render_image', 'Shot', 'SynthPlan', 'market_name',
-           'mars_name', 'plan_synth_reid', 'pack_parts', 'unpack_parts', 'make_synth_reid', 'synth_info', 'synth_plan',
-           'synth_summary', 'SynthAnnotations', 'load_annotations', 'synth_cache_dir', 'default_synth', 'overlay_parts',
-           'show_annotated']
+           'draw_person', 'keypoint_visibility', 'CameraStyle', 'camera_style', 'camera_styles', 'jitter_styles',
+           'render_background', 'draw_occluder', 'draw_passerby', 'apply_camera', 'render_image', 'Shot', 'SynthPlan',
+           'market_name', 'mars_name', 'plan_synth_reid', 'pack_parts', 'unpack_parts', 'make_synth_reid', 'synth_info',
+           'synth_plan', 'synth_summary', 'SynthAnnotations', 'load_annotations', 'synth_cache_dir', 'default_synth',
+           'overlay_parts', 'show_annotated']
 
 # %% ../nbs/02_synth.ipynb #75193c0c
 import json, math, os, shutil, tempfile, zlib
@@ -612,6 +612,14 @@ def camera_styles(
     "The `CameraStyle` of every camera of a domain."
     return [camera_style(domain, c, difficulty) for c in range(1, num_cams + 1)]
 
+def jitter_styles(
+    styles:list, # `CameraStyle`s
+    box_jitter:float|None, # Multiple of the designed box jitter (scale sd 0.07, x-shift sd 0.05 of W); None: leave them
+)->list:
+    "The styles with only their detection-box jitter replaced (the pose-variation knob of chapter 13)."
+    if box_jitter is None: return list(styles)
+    return [replace(s, scale_jitter=.07 * float(box_jitter), shift_jitter=.05 * float(box_jitter)) for s in styles]
+
 # %% ../nbs/02_synth.ipynb #efd6b62c
 def _hash01(*a):
     "Deterministic pseudo-random numbers in [0, 1) from integer arrays (for per-brick / per-tile colour jitter)."
@@ -1120,6 +1128,7 @@ def make_synth_reid(
     overwrite:bool=False, # Replace an existing dataset in `root`
     verbose:bool=False, # Print the summary table
     occluded_queries:float=0., # Share of query boxes drawn with an extra object (`QUERY_OCCLUDERS`) in front of the person; 0: none
+    box_jitter:float|None=None, # Detection-box jitter (scale, shift) as a multiple of the designed one, alone; None: from `difficulty`
 )->Path:
     "Draw a synthetic re-ID dataset in the Market-1501 layout (and MARS with `video`) plus `annotations.npz`; returns `root`."
     _check_args(num_train_ids, num_test_ids, num_cams, size, twin_frac, difficulty, max_per_cam, distractor_frac, junk_frac, video)
@@ -1129,7 +1138,9 @@ def make_synth_reid(
     if found and not overwrite:
         raise FileExistsError(f"make_synth_reid: '{root}' already holds {', '.join(found)}; pass overwrite=True to replace them")
     for n in found: shutil.rmtree(root / n) if (root / n).is_dir() else (root / n).unlink()
-    styles = camera_styles(domain, num_cams, difficulty)
+    if box_jitter is not None and not (isinstance(box_jitter, (int, float)) and 0 <= box_jitter <= 4):
+        raise ValueError(f"box_jitter must be a number in [0, 4] (a multiple of the designed jitter), got {box_jitter!r}")
+    styles = jitter_styles(camera_styles(domain, num_cams, difficulty), box_jitter)
     plan = plan_synth_reid(num_train_ids, num_test_ids, styles, seed, domain, twin_frac, max_per_cam, distractor_frac, junk_frac,
                            video, tuple(tracklet_len))
     shots = plan.shots
@@ -1183,6 +1194,7 @@ def make_synth_reid(
                   distractor_frac=distractor_frac, junk_frac=junk_frac, tracklet_len=list(tracklet_len))
     info = dict(version=SYNTH_VERSION, params=params, counts=counts, twins=[list(t) for t in plan.twins],
                 cameras=[asdict(s) for s in styles])
+    if box_jitter is not None: params["box_jitter"] = float(box_jitter)   # recorded only when used, like occluded_queries
     if occluded_queries > 0:                                   # recorded only when used: default datasets keep their bytes
         params["occluded_queries"] = float(occluded_queries)
         info["occluded_queries"] = sorted(os.path.basename(s.path) for i, s in enumerate(shots)
@@ -1205,7 +1217,7 @@ def synth_plan(
 )->SynthPlan:
     "Re-create the plan of a dataset (identities, twins, every shot) from its recorded arguments, without drawing."
     p = synth_info(root)["params"]
-    styles = camera_styles(p["domain"], p["num_cams"], p["difficulty"])
+    styles = jitter_styles(camera_styles(p["domain"], p["num_cams"], p["difficulty"]), p.get("box_jitter"))
     return plan_synth_reid(p["num_train_ids"], p["num_test_ids"], styles, p["seed"], p["domain"], p["twin_frac"], p["max_per_cam"],
                            p["distractor_frac"], p["junk_frac"], p["video"], tuple(p["tracklet_len"]))
 

@@ -199,3 +199,19 @@ def test_occluded_queries(ds, tmp_path):
     some = synth_info(make_synth_reid(tmp_path / "some", **dict(ARGS, occluded_queries=.5)))["occluded_queries"]
     assert set(some) < set(info["occluded_queries"])
     with pytest.raises(ValueError, match="occluded_queries must be in"): make_synth_reid(tmp_path / "x", occluded_queries=-.1)
+
+
+def test_box_jitter_alone(tmp_path):
+    "box_jitter replaces only the detection-box jitter, is recorded (and re-planned) only when used, and is checked."
+    from reid_lit.synth import camera_styles, jitter_styles, make_synth_reid, synth_info, synth_plan
+    base, j = camera_styles('A', 3), jitter_styles(camera_styles('A', 3), 2.5)
+    assert [s.scale_jitter for s in j] == pytest.approx([.175] * 3) and [s.shift_jitter for s in j] == pytest.approx([.125] * 3)
+    from dataclasses import replace
+    assert [replace(s, scale_jitter=0., shift_jitter=0.) for s in j] == [replace(s, scale_jitter=0., shift_jitter=0.) for s in base]
+    assert jitter_styles(base, None) == base
+    root = make_synth_reid(tmp_path / 'j', num_train_ids=4, num_test_ids=4, num_cams=2, size=(64, 32), box_jitter=2.5, workers=0)
+    info = synth_info(root)
+    assert info['params']['box_jitter'] == 2.5 and info['cameras'][0]['scale_jitter'] == pytest.approx(.175)
+    plain = make_synth_reid(tmp_path / 'p', num_train_ids=4, num_test_ids=4, num_cams=2, size=(64, 32), workers=0)
+    assert 'box_jitter' not in synth_info(plain)['params']
+    with pytest.raises(ValueError, match='box_jitter must be'): make_synth_reid(tmp_path / 'x', box_jitter=5)
