@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['INTRA_FUSIONS', 'region_boxes', 'strip_boxes', 'crop_regions', 'Bottleneck', 'AttentionPath', 'IntraAttentionBlock',
-           'InterAttention', 'IntraBranch', 'parse_table1_name', 'IntraInterNet']
+           'InterAttention', 'IntraBranch', 'parse_table1_name', 'IntraInterNet', 'attention_readout', 'mass_on_person',
+           'intra_attention_on_body']
 
 # %% ../nbs/13_intra_inter.ipynb #ii000004
 import math, re
@@ -366,3 +367,51 @@ class IntraInterNet(nn.Module):
         if self.fusion != "concat": losses["ce_fused"] = (CrossEntropyLabelSmooth(self.num_classes, eps), "logits_fused", 1.0)
         if self.strong: losses["tri"] = (TripletLoss(getattr(cfg, "margin", 0.3)), "feat", 1.0)
         return losses
+
+# %% ../nbs/13_intra_inter.ipynb #ii000051
+@torch.no_grad()
+def attention_readout(
+    model:nn.Module, # an `IntraInterNet`
+    x:Tensor, # (B, 3, H, W) normalised images
+    parts:Tensor|None=None, # (B, 5, 4) region boxes (None: the model's `default_boxes`)
+)->dict: # 'feats' [E_g, E_1..E_4]; 'masks': per region the m of blocks 2-4 (B, c, h, w), or None; 'mu' (B, 4) or None; 'boxes'
+    "Eval-mode features, intra-attention masks and inter-attention weights of a batch, for reading what the attentions do."
+    was = model.training; model.eval()
+    try:
+        boxes = model.default_boxes(len(x), x.shape[-2:]).to(x) if parts is None else parts
+        feats, masks = model.branch_features(x, boxes, return_masks=True)
+        mu = model.inter(feats[1:])[1] if model.inter is not None else None
+    finally: model.train(was)
+    return dict(feats=feats, masks=dict(zip(REGION_NAMES, masks)), mu=mu, boxes=boxes)
+
+def mass_on_person(
+    mask:Tensor, # (B, c, h, w) attention weights >= 0 (averaged over channels)
+    person:Tensor, # (B, H', W') share of each pixel on the person, in [0, 1], at any resolution >= (h, w)
+)->Tensor: # (B,) share of the mask's mass on the person
+    "The share of a mask's mass (mean over channels) that falls on the person, each cell weighted by its person share."
+    if mask.dim() != 4 or person.dim() != 3 or len(mask) != len(person):
+        raise ValueError(f"mask must be (B, c, h, w) and person (B, H, W) with the same B, got {tuple(mask.shape)} and {tuple(person.shape)}")
+    if (mask < 0).any(): raise ValueError("mask must be non-negative (attention weights)")
+    m = mask.mean(1)                                                                 # (B, h, w)
+    on = F.adaptive_avg_pool2d(person[:, None].to(m), m.shape[-2:])[:, 0]           # (B, h, w) person share per cell
+    return (m * on).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1e-12)
+
+@torch.no_grad()
+def intra_attention_on_body(
+    model:nn.Module, # an `IntraInterNet` with intra-attention
+    batch:dict, # 'img' (B, 3, H, W), the synthetic world's 'parts' label maps (B, H, W), optionally 'keypoints'
+)->dict: # {region: {'block 2', 'block 3', 'block 4': mean share of the mask's mass on the person, 'area': what a flat mask scores}}
+    "How much of each branch's intra-attention falls on the person, against the person's share of the crop (a flat mask's score)."
+    if 'parts' not in batch: raise ValueError("batch has no 'parts' label maps: the measure needs the synthetic world's silhouettes")
+    if not model.intra: raise ValueError("the model has no intra-attention (intra=False)")
+    x = batch['img']; H, W = x.shape[-2:]
+    r = attention_readout(model, x, model.parts_from_batch(batch))
+    person = (torch.as_tensor(batch['parts']) > 0).float()[:, None].to(x)            # (B, 1, H, W)
+    ws, ps = model.crop_sizes((H, W))
+    pw, pp = crop_regions(person, r['boxes'], ws, ps)                               # the silhouette cut like the image
+    crops = [pw[:, 0]] + [pp[:, j, 0] for j in range(4)]                             # 5 x (B, h, w)
+    out = {}
+    for name, sil in zip(REGION_NAMES, crops):
+        out[name] = {f'block {i + 2}': float(mass_on_person(m, sil).mean()) for i, m in enumerate(r['masks'][name])}
+        out[name]['area'] = float(sil.mean())
+    return out
