@@ -16,6 +16,7 @@ from torch import Tensor
 from .baseline import ResNetBackbone, register_model
 from .losses import CrossEntropyLabelSmooth, TripletLoss
 from .cluster import ClusterMemory
+from .pose import mass_on_person
 
 # %% ../nbs/12_aff_scl.ipynb #5d97a5db
 def _check_int(name, value, minimum=1):
@@ -321,9 +322,7 @@ def mass_on_body(
     "The share of an attention map's mass that lies on the person, each map cell weighted by its pixels' share on the silhouette."
     if maps.dim() != 4 or maps.shape[1] != 1: raise ValueError(f"maps must be (B, 1, h, w), got {tuple(maps.shape)}")
     if silhouettes.dim() != 3 or len(silhouettes) != len(maps): raise ValueError(f"silhouettes must be (B, H, W) with B = {len(maps)}, got {tuple(silhouettes.shape)}")
-    if (maps < 0).any(): raise ValueError("maps must be non-negative (attention weights)")
-    on = F.adaptive_avg_pool2d((silhouettes > 0).float()[:, None].to(maps), maps.shape[-2:])   # (B, 1, h, w) person share per cell
-    return (maps * on).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)
+    return mass_on_person(maps, (silhouettes > 0).float())                   # chapter 01: each cell weighted by its person share
 
 @torch.no_grad()
 def spatial_attention_on_body(

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['INTRA_FUSIONS', 'region_boxes', 'strip_boxes', 'crop_regions', 'Bottleneck', 'AttentionPath', 'IntraAttentionBlock',
-           'InterAttention', 'IntraBranch', 'parse_table1_name', 'IntraInterNet', 'attention_readout', 'mass_on_person',
+           'InterAttention', 'IntraBranch', 'parse_table1_name', 'IntraInterNet', 'attention_readout',
            'intra_attention_on_body']
 
 # %% ../nbs/13_intra_inter.ipynb #ii000004
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import roi_align
 
-from .pose import REGION_NAMES, body_regions, canonical_pose
+from .pose import REGION_NAMES, body_regions, canonical_pose, mass_on_person
 from .baseline import register_model
 from .losses import CrossEntropyLabelSmooth, TripletLoss
 
@@ -383,18 +383,6 @@ def attention_readout(
         mu = model.inter(feats[1:])[1] if model.inter is not None else None
     finally: model.train(was)
     return dict(feats=feats, masks=dict(zip(REGION_NAMES, masks)), mu=mu, boxes=boxes)
-
-def mass_on_person(
-    mask:Tensor, # (B, c, h, w) attention weights >= 0 (averaged over channels)
-    person:Tensor, # (B, H', W') share of each pixel on the person, in [0, 1], at any resolution >= (h, w)
-)->Tensor: # (B,) share of the mask's mass on the person
-    "The share of a mask's mass (mean over channels) that falls on the person, each cell weighted by its person share."
-    if mask.dim() != 4 or person.dim() != 3 or len(mask) != len(person):
-        raise ValueError(f"mask must be (B, c, h, w) and person (B, H, W) with the same B, got {tuple(mask.shape)} and {tuple(person.shape)}")
-    if (mask < 0).any(): raise ValueError("mask must be non-negative (attention weights)")
-    m = mask.mean(1)                                                                 # (B, h, w)
-    on = F.adaptive_avg_pool2d(person[:, None].to(m), m.shape[-2:])[:, 0]           # (B, h, w) person share per cell
-    return (m * on).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1e-12)
 
 @torch.no_grad()
 def intra_attention_on_body(

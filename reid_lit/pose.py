@@ -7,7 +7,7 @@ __all__ = ['COCO17', 'OPENPOSE18', 'MPII14', 'LAYOUTS', 'FLIP_PAIRS_COCO17', 'SK
            'SDA_PARTS', 'PART_NAMES', 'IMAGE_EXTS', 'flip_pairs', 'conversion_matrix', 'convert_keypoints',
            'canonical_pose', 'plot_pose', 'fill_missing_keypoints', 'body_regions', 'region_masks', 'person_scale',
            'sda_part_masks', 'canonical_sda_masks', 'part_label_map', 'list_images', 'save_keypoint_cache',
-           'load_keypoint_cache', 'keypoint_rcnn', 'estimate_keypoints']
+           'load_keypoint_cache', 'keypoint_rcnn', 'estimate_keypoints', 'mass_on_person']
 
 # %% ../nbs/01_pose.ipynb #e74f5a01
 import functools, os, warnings
@@ -555,3 +555,19 @@ def estimate_keypoints(
                 for p, o in zip(chunk, outs): done[p.name] = _best_person(o)
         if cache is not None: save_keypoint_cache(done, cache)
     return {n: done[n] for n in names}
+
+# %% ../nbs/01_pose.ipynb #pmass002
+def mass_on_person(
+    maps:torch.Tensor, # (B, C, h, w) non-negative attention weights (the mass is their mean over C)
+    person:torch.Tensor, # (B, H, W) label maps (integers, 0 = background) or person shares in [0, 1] (floats), H >= h, W >= w
+)->torch.Tensor: # (B,) share of each map's mass on the person
+    "The share of an attention map's mass on the person, each cell weighted by the share of its pixels on the silhouette."
+    if maps.dim() != 4 or person.dim() != 3 or len(maps) != len(person):
+        raise ValueError(f"maps must be (B, C, h, w) and person (B, H, W) with the same B, got {tuple(maps.shape)} and {tuple(person.shape)}")
+    if (maps < 0).any(): raise ValueError("maps must be non-negative (attention weights)")
+    m = maps.mean(1, keepdim=True)                                                   # (B, 1, h, w)
+    if person.is_floating_point() and ((person < 0) | (person > 1)).any():
+        raise ValueError("person must be integer label maps or float shares in [0, 1] (got floats outside [0, 1]: pass labels > 0)")
+    share = person.float() if person.is_floating_point() else (person > 0).float()
+    on = torch.nn.functional.adaptive_avg_pool2d(share[:, None].to(m), m.shape[-2:])   # (B, 1, h, w) person share per cell
+    return (m * on).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1e-12)
