@@ -321,8 +321,10 @@ def init_distributed(
     return device
 
 def cleanup_distributed():
-    "Leave the process group (if any)."
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    "Leave the process group (if any), after a barrier so no rank closes its connections while another still talks to it."
+    if not (dist.is_available() and dist.is_initialized()): return
+    try: dist.barrier()                   # gloo aborts a peer whose connection closes mid-exchange (a rank that left early)
+    finally: dist.destroy_process_group()
 
 def gather_features(
     feats:Tensor, # (n_r, D) this rank's features

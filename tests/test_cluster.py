@@ -64,6 +64,7 @@ def test_bad_input():
 DDP_MEMORY = textwrap.dedent('''
     import json, sys, torch, torch.distributed as dist
     from reid_lit.cluster import ClusterMemory
+    from reid_lit.train import cleanup_distributed
     dist.init_process_group('gloo'); r = dist.get_rank()
     torch.manual_seed(0)
     feats, lab = torch.randn(30, 8), torch.arange(30) % 5
@@ -75,7 +76,7 @@ DDP_MEMORY = textwrap.dedent('''
         out[mode] = m.features.tolist()
     box = [None, None]; dist.all_gather_object(box, out)
     if r == 0: json.dump(box, open(sys.argv[1], 'w'))
-    dist.destroy_process_group()
+    cleanup_distributed()                           # barrier, then leave: no rank closes its sockets while another still writes
 ''')
 
 

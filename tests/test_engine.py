@@ -127,7 +127,7 @@ DDP_SCRIPT = textwrap.dedent('''
     from reid_lit.core import set_seed
     from reid_lit.data import build_dataset
     from reid_lit.losses import CrossEntropyLabelSmooth, TripletLoss
-    from reid_lit.train import Trainer, get_preset
+    from reid_lit.train import Trainer, cleanup_distributed, get_preset
     class Recorded(nn.Module):
         def __init__(self): super().__init__(); self.inner, self.values = TripletLoss(0.3), []
         def forward(self, f, p):
@@ -144,7 +144,7 @@ DDP_SCRIPT = textwrap.dedent('''
     dist.all_gather_object(box, rec.values)
     if tr.rank == 0:
         json.dump({'logged': hist[-1]['loss_tri'], 'ranks': box}, open(sys.argv[2], 'w'))
-    dist.destroy_process_group()
+    cleanup_distributed()                           # barrier, then leave: no rank closes its sockets while another still writes
 ''')
 
 
