@@ -3,6 +3,8 @@
 
     python scripts/run_13_intra_inter.py table6   # the five networks x seeds 0, 1, 2, as one queue: start it twice, side by side
                                                    # (each run is claimed once); seed 0 of all five first
+    python scripts/run_13_intra_inter.py more     # the full network varied: lambda = 0 (Table 10), FC fusion (Table 9) and
+                                                   # strong=True x 3 seeds, then beta = 0 and 0.2 (Table 11), seed by seed
 
 The data: the default synthetic world (domain A) with the detection-box jitter alone at three times the designed one
 (`box_jitter=3`), so fixed strips misalign while the pose stays known. The networks (Table 6): fixed strips without attention
@@ -20,18 +22,23 @@ TABLE6 = {'baseline': dict(regions='strips', intra=False, fusion='concat'), 'ali
           'intra': dict(regions='pose', intra=True, fusion='concat'), 'inter': dict(regions='pose', intra=False, fusion='inter'),
           'both': dict(regions='pose', intra=True, fusion='inter')}
 
+VARIANTS = {'lam0': ('both', dict(lam=0.0)), 'fc': ('both', dict(fusion='fc')), 'strong': ('both', dict(strong=True)),
+            'beta0': ('both', dict(beta=0.0)), 'beta0.2': ('both', dict(beta=0.2))}   # name: (Table 6 network, what changes)
+
 def data(): return default_synth(box_jitter=BOX_JITTER)
 
-def run(name, seed, **extra):
+def run(name, seed):
     out = RUNS / f"{name}-seed{seed}"
+    base, extra = VARIANTS.get(name, (name, {}))
     h = out / 'history.json'
     if h.exists() and json.loads(h.read_text())[-1]['epoch'] >= EPOCHS: return
     train_reid(dataset=str(data()), model='intra_inter', preset='cpu', backbone='table1_w16', seed=seed, epochs=EPOCHS,
-               model_kwargs={**TABLE6[name], **extra}, out=str(out), resume=str(out) if (out / 'last.pt').exists() else None,
+               model_kwargs={**TABLE6[base], **extra}, out=str(out), resume=str(out) if (out / 'last.pt').exists() else None,
                progress=False)
 
 if __name__ == '__main__':
-    jobs = {'table6': [(n, s) for s in (0, 1, 2) for n in TABLE6]}[sys.argv[1]]
+    jobs = {'table6': [(n, s) for s in (0, 1, 2) for n in TABLE6],
+            'more': [(n, s) for s in (0, 1, 2) for n in ('lam0', 'fc', 'strong')] + [(n, s) for s in (0, 1, 2) for n in ('beta0', 'beta0.2')]}[sys.argv[1]]
     claims = RUNS / '.claims'; claims.mkdir(parents=True, exist_ok=True)
     data()                                                                      # drawn once (atomically) before any run
     for name, seed in jobs:
