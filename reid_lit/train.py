@@ -750,6 +750,9 @@ class Trainer:
         self.loss_modules = nn.ModuleDict({n: t.fn for n, t in self.terms.items() if isinstance(t.fn, nn.Module)}).to(self.device)
         self.data = data
         self.annotations = find_annotations(data) if isinstance(annotations, str) and annotations == 'auto' else annotations
+        if self.annotations is None and (need := [n for n, t in self.terms.items() if t.target == 'parts']):
+            raise ValueError(f"loss {need[0]!r} reads region label maps (batch['parts']), but the dataset has none: pass annotations= "
+                             "(e.g. reid_lit.magnifier.LabelMapAnnotations(folder)) or, on the command line, --label_maps FOLDER")
         if not data.query or not data.gallery: raise ValueError("the dataset needs query and gallery images for evaluation")
         self.test_items, self.num_query = list(data.query) + list(data.gallery), len(data.query)
         self.test_dl = self.make_test_loader(self.test_items)
@@ -1049,6 +1052,7 @@ def train_reid(
     workers:int|None=None, # DataLoader worker processes
     center_weight:float|None=None, # beta of the centre loss (0: off; Luo et al.: 5e-4)
     model_kwargs:dict|None=None, # Further constructor arguments of the model (e.g. {'fusion': 'fc'} for intra_inter)
+    label_maps:str|None=None, # Folder of region label maps, one PNG per image (a human parser's output; chapter 14's mask module)
     progress:bool=True, # Progress bar
 )->dict: # {'untrained', 'trained': summaries, 'history', 'out_dir', 'wall_s', 'img_s', 'config'}
     "Build data, model and losses from the arguments, train with `Trainer`, and print the results table."
@@ -1103,7 +1107,13 @@ def train_reid(
     except (ValueError, TypeError) as e: raise UsageError(f"model {cfg.model!r}: {e}") from None
     try: losses = model_losses(net, data.num_train_pids, cfg)
     except (ValueError, TypeError) as e: raise UsageError(f"model {cfg.model!r}: {e}") from None
-    try: trainer = Trainer(net, losses, data, cfg, out_dir=out_dir, device=dev, resume=resume is not None and ck_path, progress=progress)
+    annotations = 'auto'
+    if label_maps is not None:                                        # chapter 14's loader, imported only when asked for
+        from reid_lit.magnifier import LabelMapAnnotations
+        try: annotations = LabelMapAnnotations(label_maps, items=data.train)
+        except (FileNotFoundError, ValueError) as e: raise UsageError(f"--label_maps: {e}") from None
+    try: trainer = Trainer(net, losses, data, cfg, out_dir=out_dir, device=dev, resume=resume is not None and ck_path, progress=progress,
+                           annotations=annotations)
     except ValueError as e: raise UsageError(str(e)) from None
     if rank == 0: print(f"run folder: {out_dir}\n{data.summary()}", flush=True)
     history = trainer.fit()
@@ -1246,9 +1256,11 @@ def reid_lit_train(
     memory:str=None, # With --unsupervised: the memory loss, 'mean' (default), 'hard', or 'scl' (chapter 12's symmetric contrast learning)
     target:str=None, # With --model sdaal: the unlabelled target dataset (default: synthetic domain B)
     attributes:str=None, # With --model sdaal: the attribute-labelled dataset of the ARM (default: synthetic domain C)
+    label_maps:str=None, # Folder of region label maps, one PNG per image (for --model magnifiernet on real data)
 ):
     "Train a re-ID model. Without arguments: draw the default synthetic dataset (once, cached), train the baseline at this machine's preset, print mAP / Rank-1 / Rank-5 / Rank-10. Runs under `torchrun --nproc_per_node N` too."
     with _cli_errors('reid_lit_train'):
+        if label_maps is not None and (unsupervised or model == 'sdaal'): raise UsageError("--label_maps belongs to supervised runs (e.g. --model magnifiernet)")
         if model == 'sdaal':                                              # chapter 11's whole method: source, ARM, rounds on the target
             from reid_lit.sdaal import train_sdaal
             if dataset is not None: raise UsageError("--model sdaal reads --source (labelled) and --target (unlabelled), not --dataset")
@@ -1274,7 +1286,7 @@ def reid_lit_train(
         train_reid(dataset=dataset, root=root, model=model, preset=preset, backbone=backbone, size=size, epochs=epochs, p=p, k=k,
                    batch_size=batch_size, lr=lr, optimizer=optimizer, eval_every=eval_every, out=out, device=device, amp=amp,
                    compile=compile, resume=resume, seed=seed, workers=workers, center_weight=center_weight,
-                   progress=progress)
+                   label_maps=label_maps, progress=progress)
 
 @call_parse
 def reid_lit_eval(
