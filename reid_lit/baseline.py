@@ -242,6 +242,7 @@ def _weights_init_classifier(m:nn.Module):
 @register_model('baseline')
 class ReIDBaseline(nn.Module):
     "Bag-of-Tricks strong baseline: ResNet (last stride 1) → avg/GeM pooling → BNNeck → bias-free ID classifier."
+    accepts_clips = True # forward also takes (B, T, 3, H, W) clips: temporal average pooling before the neck
     def __init__(self,
                  num_classes:int, # Number of training identities N (width of the logits)
                  backbone:str='resnet50', # Backbone name ('resnet18', 'resnet34', 'resnet50', 'resnet18_w32', ...)
@@ -305,10 +306,14 @@ class ReIDBaseline(nn.Module):
         return self.reduce(f) if self.reduce is not None else f
 
     def forward(self,
-                x:Tensor, # (B, 3, H, W) normalised images
+                x:Tensor, # (B, 3, H, W) normalised images, or (B, T, 3, H, W) clips
                 parts:Tensor|None=None, # Body-part masks for inserted blocks (None for the plain baseline)
                ): # train: dict(logits (B, N), feat (B, D), bn_feat (B, D)); eval: (B, D) retrieval feature
-        feat = self.pooled(x, parts)                                            # (B, D) f_t
+        if x.dim() == 5:                                                        # clips: the frames' features averaged over T
+            B, T = x.shape[:2]
+            if parts is not None and parts.shape[:2] == (B, T): parts = parts.flatten(0, 1)
+            feat = self.pooled(x.flatten(0, 1), parts).view(B, T, -1).mean(1)   # (B*T, D) -> (B, D)
+        else: feat = self.pooled(x, parts)                                      # (B, D) f_t
         bn_feat = self.bottleneck(feat) if self.bottleneck is not None else feat  # (B, D) f_i
         if not self.training: return bn_feat
         return dict(logits=self.classifier(bn_feat), feat=feat, bn_feat=bn_feat)

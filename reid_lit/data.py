@@ -685,7 +685,7 @@ def dense_clip_indices(n:int, # Number of frames in the tracklet
 
 # %% ../nbs/03_data.ipynb #f0363725
 class VideoDataset(Dataset):
-    "Tracklets as clips: `img` (T,3,H,W) by restricted random sampling (train) or (S,T,3,H,W) dense clips (test)."
+    "Tracklets as clips: `img` (T,3,H,W) by restricted random sampling (train) or (S,T,3,H,W) clips of the whole tracklet (test)."
     def __init__(self,
                  items:Sequence[ReIDItem], # Tracklet items (with `frames`)
                  seq_len:int=4, # T, frames per clip
@@ -693,12 +693,15 @@ class VideoDataset(Dataset):
                  transform:Callable|None=None, # Applied with the same parameters to all frames
                  annotations:Mapping|None=None, # basename -> annotation dict (per frame keypoints/parts; attrs of the first frame)
                  seed:int|None=None, # Seed for frame sampling (`None`: fresh randomness from torch's generator, worker-safe)
+                 clips:str='all', # Test mode: 'all' (every frame, consecutive clips of T) or 'even' (one clip of T evenly spaced frames)
                 ):
         if mode not in ('train', 'test'): raise ValueError(f"VideoDataset: mode must be 'train' or 'test', got {mode!r}")
+        if clips not in ('all', 'even'): raise ValueError(f"VideoDataset: clips must be 'all' or 'even', got {clips!r}")
+        if int(seq_len) < 1: raise ValueError(f"VideoDataset: seq_len must be >= 1, got {seq_len!r}")
         self.items = list(items)
         bad = [it.path for it in self.items if not it.frames]
         if bad: raise ValueError(f"VideoDataset: items without frames (not tracklets), e.g. '{bad[0]}'")
-        self.seq_len, self.mode, self.transform, self.annotations = seq_len, mode, transform, annotations
+        self.seq_len, self.mode, self.transform, self.annotations, self.clips = int(seq_len), mode, transform, annotations, clips
         self.rng = None if seed is None else np.random.default_rng(seed)
 
     def __len__(self): return len(self.items)
@@ -706,7 +709,8 @@ class VideoDataset(Dataset):
     def frame_indices(self, i:int)->list:
         "Frame indices of item `i`: T of them (train) or clips of T (test)."
         n = len(self.items[i].frames)
-        if self.mode == 'test': return dense_clip_indices(n, self.seq_len)
+        if self.mode == 'test':
+            return dense_clip_indices(n, self.seq_len) if self.clips == 'all' else [restricted_random_indices(n, self.seq_len)]
         rng = self.rng if self.rng is not None else np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         return restricted_random_indices(n, self.seq_len, rng)
 

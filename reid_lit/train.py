@@ -6,17 +6,17 @@
 __all__ = ['PRESETS', 'TrainConfig', 'get_preset', 'update_config', 'LossTerm', 'loss_terms', 'compute_losses', 'baseline_losses',
            'lr_factor', 'WarmupSchedule', 'build_optimizer', 'build_scheduler', 'atomic_save', 'rng_state',
            'set_rng_state', 'load_checkpoint', 'dist_info', 'init_distributed', 'cleanup_distributed',
-           'gather_features', 'to_device', 'autocast_for', 'unwrap', 'parts_for', 'embed_batch', 'extract_features',
-           'eval_loader', 'ranking_summary', 'rank_gallery', 'ranked_list_figure', 'plot_history', 'TrainHook',
-           'hook_name', 'NonFiniteLossError', 'find_annotations', 'check_image_items', 'mean_over_ranks',
+           'gather_features', 'to_device', 'autocast_for', 'unwrap', 'parts_for', 'is_tracklets', 'embed_batch',
+           'extract_features', 'eval_loader', 'ranking_summary', 'rank_gallery', 'ranked_list_figure', 'plot_history',
+           'TrainHook', 'hook_name', 'NonFiniteLossError', 'find_annotations', 'check_clip_model', 'mean_over_ranks',
            'train_loader', 'param_groups', 'sync_param_groups', 'step_own_optimizers', 'wrap_model', 'config_changes',
            'run_spec', 'resize_classes', 'EpochLog', 'restore_hooks', 'check_hooks', 'resume_checkpoint',
            'write_run_files', 'configure_backends', 'from_main', 'restore_rng', 'run_header', 'epoch_line', 'Trainer',
-           'UsageError', 'parse_size', 'format_results', 'model_losses', 'train_reid', 'model_from_checkpoint',
-           'eval_reid', 'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
+           'UsageError', 'parse_size', 'format_results', 'model_losses', 'checkpoint_dataset', 'train_reid',
+           'model_from_checkpoint', 'eval_reid', 'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
 
 # %% ../nbs/07_train.ipynb #2a06e0c7
-import os, sys, json, math, time, random, warnings
+import os, re, sys, json, math, time, random, warnings
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
 from contextlib import nullcontext
@@ -32,7 +32,7 @@ from fastcore.script import call_parse
 from tqdm import tqdm
 
 from .core import default_device, set_seed, in_test
-from .data import ImageDataset, PKSampler, build_transforms, build_dataset
+from .data import ImageDataset, VideoDataset, PKSampler, build_transforms, build_dataset, DATASETS
 from .losses import CrossEntropyLabelSmooth, TripletLoss, CenterLoss
 from .baseline import build_model, list_models
 from .metrics import evaluate_features, evaluate_rank, pairwise_distance, re_ranking, plot_ranked_list
@@ -48,7 +48,9 @@ class TrainConfig:
     model_kwargs:dict=field(default_factory=dict) # Further constructor arguments of the model
     size:tuple=(256, 128) # Input (H, W)
     p:int=16 # Identities per batch
-    k:int=4 # Images per identity (batch = p*k per process)
+    k:int=4 # Images per identity (batch = p*k per process); tracklets per identity on video datasets
+    seq_len:int=4 # Video datasets: T, frames per training clip (restricted random sampling) and per test clip
+    test_clips:str='all' # Video test: 'all' (every frame, in clips of T) or 'even' (one clip of T evenly spaced frames)
     epochs:int=120 # Length of the schedule
     optimizer:str='adam' # 'adam', 'adamw' or 'sgd'
     lr:float=3.5e-4 # Peak learning rate (per process batch p*k)
@@ -109,11 +111,12 @@ def update_config(
     cfg.model_kwargs, cfg.transforms = dict(cfg.model_kwargs), dict(cfg.transforms)   # never shared with a preset
     cfg.size = tuple(int(s) for s in cfg.size)
     cfg.milestones = tuple(cfg.milestones)
-    for k in ('p', 'k', 'epochs', 'eval_every', 'eval_batch_size', 'log_every'):
+    for k in ('p', 'k', 'epochs', 'eval_every', 'eval_batch_size', 'log_every', 'seq_len'):
         if int(getattr(cfg, k)) < 1: raise ValueError(f"{k} must be a positive integer, got {getattr(cfg, k)!r}")
     if len(cfg.size) != 2 or min(cfg.size) < 16: raise ValueError(f"size must be (H, W) with H, W >= 16, got {cfg.size!r}")
     if cfg.lr <= 0: raise ValueError(f"lr must be positive, got {cfg.lr!r}")
     if cfg.workers < 0: raise ValueError(f"workers must be >= 0, got {cfg.workers!r}")
+    if cfg.test_clips not in ('all', 'even'): raise ValueError(f"test_clips must be 'all' or 'even', got {cfg.test_clips!r}")
     return cfg
 
 # %% ../nbs/07_train.ipynb #bfb9154a
@@ -382,20 +385,33 @@ def parts_for(
     f = getattr(unwrap(model), 'parts_from_batch', None)
     return f(batch) if f is not None else None
 
+def is_tracklets(
+    items:list, # `ReIDItem`s
+)->bool:
+    "Whether `items` are tracklets of a video dataset (items with `frames`)."
+    return bool(items) and bool(getattr(items[0], 'frames', None))
+
 def _nhwc(x, channels_last): return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 def embed_batch(
     model:nn.Module, # An eval-mode model: (N, 3, H, W) -> (N, D)
-    batch:dict, # A batch on the model's device: 'img' (B, 3, H, W) images or (B, T, 3, H, W) clips
+    batch:dict, # On the model's device: 'img' (B, 3, H, W) images, (B, T, 3, H, W) clips or (B, S, T, 3, H, W) tracklets
     channels_last:bool=False, # Feed NHWC images (4-D inputs only)
+    chunk:int|None=None, # Frames per forward pass for clips and tracklets (None: all at once)
 )->Tensor: # (B, D) one descriptor per item
-    "The model's feature of each image, or of each clip the mean of its T frames' features (temporal average pooling)."
+    "The model's feature of each image; of a clip the mean of its T frames' features; of a tracklet the mean over its S clips."
     x, parts = batch['img'], parts_for(model, batch)
     if x.dim() == 4: return model(_nhwc(x, channels_last), parts=parts)
-    if x.dim() != 5: raise ValueError(f"batch['img'] must be (B, 3, H, W) images or (B, T, 3, H, W) clips, got shape {tuple(x.shape)}")
-    B, T = x.shape[:2]
-    if parts is not None and parts.shape[:2] == (B, T): parts = parts.flatten(0, 1)
-    return model(_nhwc(x.flatten(0, 1), channels_last), parts=parts).view(B, T, -1).mean(1)   # (B*T, D) -> (B, D)
+    if x.dim() not in (5, 6):
+        raise ValueError(f"batch['img'] must be (B, 3, H, W) images or (B, T, 3, H, W) clips (or (B, S, T, 3, H, W) tracklets), got shape {tuple(x.shape)}")
+    lead = x.shape[:-3]                                                          # (B, T) or (B, S, T)
+    frames = x.flatten(0, len(lead) - 1)                                         # (N, 3, H, W), N = B*T or B*S*T
+    if parts is not None and tuple(parts.shape[:len(lead)]) == tuple(lead): parts = parts.flatten(0, len(lead) - 1)
+    n = int(chunk or len(frames))
+    f = torch.cat([model(_nhwc(frames[i:i + n], channels_last), parts=None if parts is None else parts[i:i + n])
+                   for i in range(0, len(frames), n)])                           # (N, D), never more than `chunk` frames at once
+    f = f.view(*lead, -1).mean(-2)                                               # mean over T: (B, D) or (B, S, D)
+    return f if f.dim() == 2 else f.mean(1)                                      # mean over the S clips: (B, D)
 
 @torch.no_grad()
 def extract_features(
@@ -427,10 +443,14 @@ def eval_loader(
     world:int=1, # Number of processes
     pin_memory:bool=False, # Pin host memory (CUDA)
 )->DataLoader:
-    "Loader of test-pipeline images (resize + normalise) in order, sharded over processes."
-    ds = ImageDataset(items, build_transforms(cfg.size, train=False), annotations=annotations)
+    "Loader of test-pipeline images (resize + normalise) in order, sharded over processes; of tracklets' clips for video items."
+    tf = build_transforms(cfg.size, train=False)
+    if is_tracklets(items):                                                      # (1, S, T, 3, H, W): one tracklet per batch
+        ds, bs = VideoDataset(items, cfg.seq_len, 'test', tf, annotations, clips=cfg.test_clips), 1
+        if cfg.test_clips == 'even': bs = max(1, cfg.eval_batch_size // cfg.seq_len)   # (B, 1, T, 3, H, W): S = 1 for every tracklet
+    else: ds, bs = ImageDataset(items, tf, annotations=annotations), cfg.eval_batch_size
     if world > 1: ds = Subset(ds, range(rank, len(ds), world))
-    return DataLoader(ds, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=cfg.workers, pin_memory=pin_memory,
+    return DataLoader(ds, batch_size=bs, shuffle=False, num_workers=cfg.workers, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(cfg.seed))                # its own RNG: evaluating never shifts training's
 
 def ranking_summary(
@@ -546,15 +566,17 @@ def find_annotations(
     try: return load_annotations(root)
     except (FileNotFoundError, ValueError, OSError): return None
 
-def check_image_items(
-    items:list, # `ReIDItem`s the trainer is asked to read as images
+def check_clip_model(
+    model:nn.Module, # The model the trainer is asked to train
+    items:list, # `ReIDItem`s it will read
     what:str='training', # Which split, for the message
 ):
-    "Raise a clear error when `items` are tracklets (a video dataset) instead of images."
-    if items and getattr(items[0], 'frames', None):
-        raise ValueError(f"the {what} items are tracklets of a video dataset (e.g. 'synth_video', MARS): this Trainer reads images. "
-                         f"Use an image dataset (e.g. 'synth', market1501), or read the tracklets with reid_lit.data.VideoDataset; "
-                         f"clip training and tracklet evaluation are not in the engine yet")
+    "Raise a clear error when `items` are tracklets (a video dataset) and `model` reads images only."
+    m = unwrap(model)
+    if is_tracklets(items) and not getattr(m, 'accepts_clips', False):
+        raise ValueError(f"the {what} items are tracklets of a video dataset (e.g. 'synth_video', MARS), but the model "
+                         f"{type(m).__name__} reads images only (it has no `accepts_clips`): train a video model on them "
+                         f"(e.g. 'baseline', which averages its frames' features over time) or use an image dataset")
 
 def _mix_seed(*xs):
     "A 63-bit seed from a tuple of integers."
@@ -770,9 +792,11 @@ class Trainer:
     def make_train_dataset(self,
                            items:list, # Training `ReIDItem`s (pids may be pseudo-labels)
                           ): # a Dataset of dicts ('img', 'pid', ...)
-        "The training dataset: `ImageDataset` with the training transforms and the annotations."
-        check_image_items(items)
-        return ImageDataset(items, build_transforms(self.cfg.size, train=True, **self.cfg.transforms), annotations=self.annotations)
+        "The training dataset: `ImageDataset` with the training transforms and the annotations; for tracklets `VideoDataset` clips of T frames."
+        check_clip_model(self.model, items)
+        tf = build_transforms(self.cfg.size, train=True, **self.cfg.transforms)   # a clip's frames share one draw of the augmentation
+        if is_tracklets(items): return VideoDataset(items, self.cfg.seq_len, 'train', tf, annotations=self.annotations)
+        return ImageDataset(items, tf, annotations=self.annotations)
 
     def make_sampler(self,
                      items:list, # Training `ReIDItem`s
@@ -784,15 +808,15 @@ class Trainer:
                          items:list, # Any `ReIDItem`s to embed in order (query + gallery, or the training set for clustering)
                         )->DataLoader:
         "Test-pipeline loader of `items`, sharded over processes."
-        check_image_items(items, 'test')
+        check_clip_model(self.model, items, 'test')
         return eval_loader(items, self.cfg, self.annotations, self.rank, self.world, self.device.type == 'cuda')
 
     def embed(self,
               model:nn.Module, # The eval-mode model
               batch:dict, # A test batch on the device
              )->Tensor: # (B, D)
-        "One descriptor per item: the model's feature of an image, or the mean over the frames of a (B, T, C, H, W) clip."
-        return embed_batch(model, batch, self.cfg.channels_last)
+        "One descriptor per item: the model's feature of an image, the mean over a clip's frames, or over a tracklet's clips."
+        return embed_batch(model, batch, self.cfg.channels_last, chunk=self.cfg.eval_batch_size)
 
     def _set_train_items(self, items):
         if not items: raise ValueError("the dataset has no training images")
@@ -869,7 +893,7 @@ class Trainer:
         for i, batch in enumerate(self.train_dl):
             batch = to_device(batch, self.device)
             total, values = self.train_step(batch)
-            w = log.add(total, values, len(batch['pid']), self.optimizer.param_groups[0]['lr'])
+            w = log.add(total, values, batch['img'].shape[:-3].numel(), self.optimizer.param_groups[0]['lr'])   # images (frames of clips)
             if w is not None and not bool(torch.isfinite(w).all()):
                 raise _nonfinite(w.tolist(), names, epoch, i, cfg.log_every, n_iter, self.out_dir, self.epoch, self.optimizer.param_groups[0]['lr'])
         if self.device.type == 'cuda': torch.cuda.synchronize(self.device)
@@ -1029,6 +1053,15 @@ def model_losses(
     if own is not None: return own(cfg)
     return baseline_losses(num_classes, cfg.margin, cfg.epsilon, center_weight=cfg.center_weight, feat_dim=getattr(model, 'feat_dim', None))
 
+def checkpoint_dataset(
+    ck:dict, # A checkpoint written by `Trainer`
+)->tuple: # (dataset, root) arguments of `build_dataset`: (None, None) when the checkpoint names no folder
+    "The dataset a checkpoint was trained on: its parser's name and folder (a synthetic folder holds both an image and a video layout)."
+    ds = ck.get('dataset', {})
+    if not ds.get('root'): return None, None
+    name = re.sub(r'[^a-z0-9]', '', str(ds.get('name', '')).lower())
+    return (name, ds['root']) if name in DATASETS else (ds['root'], None)
+
 def train_reid(
     dataset:str|None=None, # Dataset name or folder (None: the cached default synthetic dataset)
     root:str|None=None, # Folder of a named dataset
@@ -1053,12 +1086,14 @@ def train_reid(
     center_weight:float|None=None, # beta of the centre loss (0: off; Luo et al.: 5e-4)
     model_kwargs:dict|None=None, # Further constructor arguments of the model (e.g. {'fusion': 'fc'} for intra_inter)
     label_maps:str|None=None, # Folder of region label maps, one PNG per image (a human parser's output; chapter 14's mask module)
+    seq_len:int|None=None, # Video datasets: frames per clip T (default: the preset's, 4)
+    test_clips:str|None=None, # Video test: 'all' frames in clips of T, or 'even' (one clip of T evenly spaced frames)
     progress:bool=True, # Progress bar
 )->dict: # {'untrained', 'trained': summaries, 'history', 'out_dir', 'wall_s', 'img_s', 'config'}
     "Build data, model and losses from the arguments, train with `Trainer`, and print the results table."
     t0 = time.perf_counter()
     size = parse_size(size)
-    for name, v in (('epochs', epochs), ('p', p), ('k', k), ('batch_size', batch_size), ('eval_every', eval_every)):
+    for name, v in (('epochs', epochs), ('p', p), ('k', k), ('batch_size', batch_size), ('eval_every', eval_every), ('seq_len', seq_len)):
         if v is not None and v < 1: raise UsageError(f"--{name} must be a positive integer, got {v}")
     if lr is not None and lr <= 0: raise UsageError(f"--lr must be positive, got {lr}")
     if workers is not None and workers < 0: raise UsageError(f"--workers must be >= 0, got {workers}")
@@ -1076,7 +1111,7 @@ def train_reid(
         p = batch_size // kk
     try: cfg = update_config(base, model=model, backbone=backbone, size=size, epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
                              eval_every=eval_every, amp=amp, compile=compile, seed=seed, workers=workers,
-                             center_weight=center_weight, model_kwargs=model_kwargs)
+                             center_weight=center_weight, model_kwargs=model_kwargs, seq_len=seq_len, test_clips=test_clips)
     except ValueError as e: raise UsageError(str(e)) from None
     if cfg.optimizer not in ('adam', 'adamw', 'sgd'): raise UsageError(f"--optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
     # -- the run folder
@@ -1085,9 +1120,7 @@ def train_reid(
         ck_path = rp / 'last.pt' if rp.is_dir() else rp
         if not ck_path.is_file(): raise UsageError(f"--resume: no checkpoint at '{ck_path}'")
         out_dir = Path(out) if out else ck_path.parent
-        if dataset is None and root is None:
-            ds = load_checkpoint(ck_path).get('dataset', {})
-            if ds.get('root'): dataset = ds['root']
+        if dataset is None and root is None: dataset, root = checkpoint_dataset(load_checkpoint(ck_path))
     # -- the data (rank 0 first: the synthetic dataset is drawn once into its cache)
     try: data = _on_rank0_first(lambda: build_dataset(dataset if dataset is not None else 'synth', root))
     except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as e: raise UsageError(f"dataset: {e}") from None
@@ -1171,7 +1204,7 @@ def eval_reid(
     saved = {k: v for k, v in ck['config'].items() if k in {f.name for f in fields(TrainConfig)}}
     cfg = update_config(update_config(TrainConfig(), **saved), eval_batch_size=batch_size, workers=workers)
     if dataset is None and root is None:
-        dataset = ck.get('dataset', {}).get('root') or None
+        dataset, root = checkpoint_dataset(ck)
         if dataset is None: raise UsageError("the checkpoint names no dataset folder; pass --dataset")
     try: data = build_dataset(dataset, root)
     except (FileNotFoundError, NotADirectoryError, ValueError, KeyError) as e: raise UsageError(f"dataset: {e}") from None
@@ -1186,7 +1219,7 @@ def eval_reid(
     res = rank_gallery(qf, gf, q, g, cfg.metric, rerank)
     s = ranking_summary(res)
     print(f"{cp} (epoch {ck['epoch']}, preset '{cfg.name}') on {type(data).__name__} ({data.root}): "
-          f"{len(q)} queries, {len(g)} gallery images, {cfg.metric} distance{', re-ranked' if rerank else ''}")
+          f"{len(q)} queries, {len(g)} gallery {'tracklets' if is_tracklets(g) else 'images'}, {cfg.metric} distance{', re-ranked' if rerank else ''}")
     print(f"  mAP     {100 * s['mAP']:5.1f}%\n  mINP    {100 * s['mINP']:5.1f}%")
     for r in (1, 5, 10, 20):
         if r <= len(res.cmc): print(f"  Rank-{r:<3}{100 * res.cmc[r - 1]:5.1f}%")
@@ -1257,6 +1290,8 @@ def reid_lit_train(
     target:str=None, # With --model sdaal: the unlabelled target dataset (default: synthetic domain B)
     attributes:str=None, # With --model sdaal: the attribute-labelled dataset of the ARM (default: synthetic domain C)
     label_maps:str=None, # Folder of region label maps, one PNG per image (for --model magnifiernet on real data)
+    seq_len:int=None, # Video datasets (synth_video, MARS, DukeMTMC-VideoReID): frames per clip T (default: the preset's, 4)
+    test_clips:str=None, # Video test: 'all' frames of a tracklet in clips of T (default) or 'even' (one clip of T evenly spaced frames)
 ):
     "Train a re-ID model. Without arguments: draw the default synthetic dataset (once, cached), train the baseline at this machine's preset, print mAP / Rank-1 / Rank-5 / Rank-10. Runs under `torchrun --nproc_per_node N` too."
     with _cli_errors('reid_lit_train'):
@@ -1286,7 +1321,7 @@ def reid_lit_train(
         train_reid(dataset=dataset, root=root, model=model, preset=preset, backbone=backbone, size=size, epochs=epochs, p=p, k=k,
                    batch_size=batch_size, lr=lr, optimizer=optimizer, eval_every=eval_every, out=out, device=device, amp=amp,
                    compile=compile, resume=resume, seed=seed, workers=workers, center_weight=center_weight,
-                   label_maps=label_maps, progress=progress)
+                   label_maps=label_maps, seq_len=seq_len, test_clips=test_clips, progress=progress)
 
 @call_parse
 def reid_lit_eval(

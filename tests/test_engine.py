@@ -175,14 +175,16 @@ def test_embed_batch_images_and_clips():
     with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\) clips"): embed_batch(m, {'img': torch.randn(3, 32, 16)})
 
 
-def test_video_dataset_is_a_clear_error(tmp_path):
-    "A video dataset handed to the image trainer (or to reid_lit_train) fails with a message that says so."
+def test_video_dataset_trains_on_clips(tmp_path):
+    "A video dataset handed to the trainer trains on clips (tests/test_video.py has the rest); an image-only model is a clear error."
     root = make_synth_reid(tmp_path / 'vid', num_train_ids=4, num_test_ids=4, num_cams=2, size=(32, 16), video=True, tracklet_len=(2, 3))
     data = MARS(root)
-    with pytest.raises(ValueError, match="tracklets of a video dataset"): make(data)
-    from reid_lit.train import train_reid, UsageError
-    with pytest.raises(UsageError, match="video dataset"): train_reid(dataset='synth_video', root=str(root), out=str(tmp_path / 'run'),
-                                                                      backbone='resnet18_w8', size='32x16', p=2, k=2, epochs=1, workers=0, progress=False)
+    tr = make(data, seq_len=2)
+    assert next(iter(tr.train_dl))['img'].shape[1] == 2                          # (B, T, 3, H, W) clips
+    class ImageOnly(nn.Module):
+        def forward(self, x, parts=None): return x.mean((2, 3))
+    with pytest.raises(ValueError, match="reads images only"):
+        Trainer(ImageOnly(), baseline_losses(data.num_train_pids), data, get_preset('cpu', **TINY), progress=False)
 
 
 def test_a_miniature_run_learns(tmp_path):
