@@ -8,7 +8,7 @@ __all__ = ['count_params', 'forward_flops', 'model_costs', 'RESNET_SPECS', 'STAG
            'SDABlock', 'NonLocalResNet', 'SDAResNet', 'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock',
            'AFFNet', 'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
            'AttributeNet', 'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch',
-           'IntraInterNet']
+           'IntraInterNet', 'ASRE', 'AttributeHead', 'PMITripletLoss', 'ResidualUnit', 'ASANet']
 
 # %% ../nbs/19_models.ipynb #b6d73e83
 from torch import nn
@@ -21,6 +21,7 @@ from .aff import ChannelAttention, SpatialAttention, CBAM, SEBlock, AFFNet
 from .magnifier import MagnifierNet, MaskModule, MaskLoss, SemanticFusion, BNNeckHead, SemanticDiversityLoss
 from .sdaal import AttributeNet
 from .intra_inter import Bottleneck, AttentionPath, IntraAttentionBlock, InterAttention, IntraBranch, IntraInterNet
+from .asanet import ASRE, AttributeHead, PMITripletLoss, ResidualUnit, ASANet
 
 # %% ../nbs/19_models.ipynb #85933307
 _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM',
@@ -29,7 +30,8 @@ _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state',
          'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock', 'AFFNet',
          'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
          'AttributeNet',
-         'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch', 'IntraInterNet']
+         'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch', 'IntraInterNet',
+         'ASRE', 'AttributeHead', 'PMITripletLoss', 'ResidualUnit', 'ASANet']
 
 # %% ../nbs/19_models.ipynb #bcfe3cf9
 def count_params(
@@ -44,10 +46,11 @@ def forward_flops(
     size:tuple=(256, 128), # (H, W) of the input image
     batch:int=1, # Batch size of the counted forward pass
 )->int:
-    "FLOPs of one eval-mode forward pass on a (batch, 3, H, W) input, as counted by `FlopCounterMode`."
+    "FLOPs of one eval-mode forward pass on a (batch, 3, H, W) input (a video model: clips of one frame), as counted by `FlopCounterMode`."
     was_training = model.training
     p = next(model.parameters())
     x = torch.randn(batch, 3, *size, device=p.device)
+    if getattr(model, 'needs_clips', False): x = x[:, None]                    # (batch, T=1, 3, H, W): the cost per frame
     model.eval()
     try:
         with FlopCounterMode(display=False) as fc, torch.no_grad(): model(x)
@@ -64,6 +67,7 @@ def model_costs(
     rows = []
     for name in (names or list_models()):
         m = build_model(name, num_classes, **kwargs).eval()
-        with torch.no_grad(): D = m(torch.randn(2, 3, *size)).shape[1]
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad(): D = m(x[:, None] if getattr(m, 'needs_clips', False) else x).shape[1]
         rows.append(dict(name=name, params=count_params(m), flops=forward_flops(m, size), feat_dim=D))
     return rows

@@ -404,6 +404,11 @@ def embed_batch(
     if x.dim() == 4: return model(_nhwc(x, channels_last), parts=parts)
     if x.dim() not in (5, 6):
         raise ValueError(f"batch['img'] must be (B, 3, H, W) images or (B, T, 3, H, W) clips (or (B, S, T, 3, H, W) tracklets), got shape {tuple(x.shape)}")
+    if getattr(unwrap(model), 'needs_clips', False):                             # a video model pools time itself: feed it clips
+        clips = x if x.dim() == 5 else x.flatten(0, 1)                           # (B*S, T, 3, H, W)
+        n = max(1, int(chunk or len(clips) * clips.shape[1]) // clips.shape[1])
+        f = torch.cat([model(clips[i:i + n]) for i in range(0, len(clips), n)])  # (B*S, D)
+        return f if x.dim() == 5 else f.view(x.shape[0], x.shape[1], -1).mean(1)
     lead = x.shape[:-3]                                                          # (B, T) or (B, S, T)
     frames = x.flatten(0, len(lead) - 1)                                         # (N, 3, H, W), N = B*T or B*S*T
     if parts is not None and tuple(parts.shape[:len(lead)]) == tuple(lead): parts = parts.flatten(0, len(lead) - 1)
@@ -571,8 +576,11 @@ def check_clip_model(
     items:list, # `ReIDItem`s it will read
     what:str='training', # Which split, for the message
 ):
-    "Raise a clear error when `items` are tracklets (a video dataset) and `model` reads images only."
+    "Raise a clear error when `items` are tracklets (a video dataset) and `model` reads images only, or images and `model` needs clips."
     m = unwrap(model)
+    if items and not is_tracklets(items) and getattr(m, 'needs_clips', False):
+        raise ValueError(f"the model {type(m).__name__} is a video model (it reads (B, T, 3, H, W) clips), but the {what} items are "
+                         f"images: give it a video dataset (e.g. --dataset synth_video, MARS, DukeMTMC-VideoReID)")
     if is_tracklets(items) and not getattr(m, 'accepts_clips', False):
         raise ValueError(f"the {what} items are tracklets of a video dataset (e.g. 'synth_video', MARS), but the model "
                          f"{type(m).__name__} reads images only (it has no `accepts_clips`): train a video model on them "
