@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MASK_ACTS', 'FUSIONS', 'ASRE', 'AttributeHead', 'one_vs_all', 'pmi_pairs', 'pmi_triplet_loss', 'PMITripletLoss',
-           'ResidualUnit', 'ASANet']
+           'ResidualUnit', 'ASANet', 'PMIWeightSwitch']
 
 # %% ../nbs/15_asanet.ipynb #as8201a0
 import math
@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .baseline import ResNetBackbone, register_model, build_model
 from .losses import CrossEntropyLabelSmooth, WeightedRegularizedTriplet, CenterLoss
+from .train import TrainHook, unwrap
 
 # %% ../nbs/15_asanet.ipynb #asb13e5d
 MASK_ACTS = ("sigmoid", "none")
@@ -256,3 +257,27 @@ class ASANet(nn.Module):
             if self.lam_pmi: L["pmi"] = (PMITripletLoss(), None, self.lam_pmi)      # reads 'feat' and 'f_ir_attr'
 
         return L
+
+# %% ../nbs/15_asanet.ipynb #as6c20c4
+class PMIWeightSwitch(TrainHook):
+    "Raise lambda_PMI (0.005 -> 0.01 in the paper) once the epoch's merged attribute BCE falls below a threshold (0.15)."
+    name = "pmi_switch"
+    def __init__(self,
+                 threshold:float=0.15, # Switch when the epoch's mean BCE over all attribute outputs is below this
+                 weight:float=0.01, # lambda_PMI after the switch
+                ):
+        self.threshold, self.weight, self.switched_at = float(threshold), float(weight), None
+    def _apply(self, trainer):
+        t = trainer.terms["pmi"]
+        trainer.set_loss("pmi", t.fn, t.key, self.weight, t.target)
+    def after_epoch(self, trainer, epoch, row):
+        m = unwrap(trainer.model)
+        n = {b: m.attr_head[b].fc1.out_features for b in m.branches}
+        if self.switched_at is not None or "pmi" not in trainer.terms or not n: return
+        bce = sum(row[f"loss_bce_{b}"] * k for b, k in n.items()) / sum(n.values())       # eq. (18)'s mean over D_attr outputs
+        row["bce_merged"] = bce
+        if bce < self.threshold: self.switched_at = epoch + 1; self._apply(trainer)
+    def state_dict(self): return {"switched_at": self.switched_at}
+    def load_state_dict(self, state, trainer):
+        self.switched_at = state["switched_at"]
+        if self.switched_at is not None: self._apply(trainer)
