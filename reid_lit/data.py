@@ -737,13 +737,15 @@ class VideoDataset(Dataset):
         kps = parts = None
         if self.annotations is not None:
             anns = [self.annotations[os.path.basename(p)] for p in paths]
-            kps, parts = np.stack([a['keypoints'] for a in anns]), np.stack([a['parts'] for a in anns])
+            kps = np.stack([a['keypoints'] for a in anns]) if 'keypoints' in anns[0] else None       # attribute-only annotations
+            parts = np.stack([a['parts'] for a in anns]) if 'parts' in anns[0] else None           # (real videos) have neither
         out = apply_pose_transform(self.transform, vid, kps, parts)
         if self.mode == 'test':
             S, T = len(ix), self.seq_len
             out = {k: v.reshape(S, T, *v.shape[1:]) for k, v in out.items()}
         if self.annotations is not None:
             out['attrs'] = torch.as_tensor(np.asarray(anns[0]['attrs']), dtype=torch.float32)
-            if 'view' in anns[0] and 'motion' in anns[0]: out['pose_motion'] = pose_motion_targets([a['view'] for a in anns], [a['motion'] for a in anns])
+            if 'pose_motion' in anns[0]: out['pose_motion'] = torch.as_tensor(np.asarray(anns[0]['pose_motion']), dtype=torch.float32)
+            elif 'view' in anns[0] and 'motion' in anns[0]: out['pose_motion'] = pose_motion_targets([a['view'] for a in anns], [a['motion'] for a in anns])
         out.update(pid=item.pid, camid=item.camid, index=i)
         return out
