@@ -51,6 +51,7 @@ class TrainConfig:
     k:int=4 # Images per identity (batch = p*k per process); tracklets per identity on video datasets
     seq_len:int=4 # Video datasets: T, frames per training clip (restricted random sampling) and per test clip
     test_clips:str='all' # Video test: 'all' (every frame, in clips of T) or 'even' (one clip of T evenly spaced frames)
+    test_pool:str='mean' # Video test: a tracklet's descriptor from its clips' by 'mean' (torchreid) or 'max' (element-wise, as the MARS code offers)
     epochs:int=120 # Length of the schedule
     optimizer:str='adam' # 'adam', 'adamw' or 'sgd'
     lr:float=3.5e-4 # Peak learning rate (per process batch p*k)
@@ -117,6 +118,7 @@ def update_config(
     if cfg.lr <= 0: raise ValueError(f"lr must be positive, got {cfg.lr!r}")
     if cfg.workers < 0: raise ValueError(f"workers must be >= 0, got {cfg.workers!r}")
     if cfg.test_clips not in ('all', 'even'): raise ValueError(f"test_clips must be 'all' or 'even', got {cfg.test_clips!r}")
+    if cfg.test_pool not in ('mean', 'max'): raise ValueError(f"test_pool must be 'mean' or 'max', got {cfg.test_pool!r}")
     return cfg
 
 # %% ../nbs/07_train.ipynb #bfb9154a
@@ -393,11 +395,16 @@ def is_tracklets(
 
 def _nhwc(x, channels_last): return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
+def _pool_clips(f:Tensor, pool:str)->Tensor: # (B, S, D) -> (B, D)
+    if pool not in ('mean', 'max'): raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
+    return f.mean(1) if pool == 'mean' else f.amax(1)
+
 def embed_batch(
     model:nn.Module, # An eval-mode model: (N, 3, H, W) -> (N, D)
     batch:dict, # On the model's device: 'img' (B, 3, H, W) images, (B, T, 3, H, W) clips or (B, S, T, 3, H, W) tracklets
     channels_last:bool=False, # Feed NHWC images (4-D inputs only)
     chunk:int|None=None, # Frames per forward pass for clips and tracklets (None: all at once)
+    pool:str='mean', # A tracklet's descriptor from its S clips' descriptors: 'mean' or 'max' (element-wise)
 )->Tensor: # (B, D) one descriptor per item
     "The model's feature of each image; of a clip the mean of its T frames' features; of a tracklet the mean over its S clips."
     x, parts = batch['img'], parts_for(model, batch)
@@ -408,7 +415,7 @@ def embed_batch(
         clips = x if x.dim() == 5 else x.flatten(0, 1)                           # (B*S, T, 3, H, W)
         n = max(1, int(chunk or len(clips) * clips.shape[1]) // clips.shape[1])
         f = torch.cat([model(clips[i:i + n]) for i in range(0, len(clips), n)])  # (B*S, D)
-        return f if x.dim() == 5 else f.view(x.shape[0], x.shape[1], -1).mean(1)
+        return f if x.dim() == 5 else _pool_clips(f.view(x.shape[0], x.shape[1], -1), pool)
     lead = x.shape[:-3]                                                          # (B, T) or (B, S, T)
     frames = x.flatten(0, len(lead) - 1)                                         # (N, 3, H, W), N = B*T or B*S*T
     if parts is not None and tuple(parts.shape[:len(lead)]) == tuple(lead): parts = parts.flatten(0, len(lead) - 1)
@@ -416,7 +423,7 @@ def embed_batch(
     f = torch.cat([model(_nhwc(frames[i:i + n], channels_last), parts=None if parts is None else parts[i:i + n])
                    for i in range(0, len(frames), n)])                           # (N, D), never more than `chunk` frames at once
     f = f.view(*lead, -1).mean(-2)                                               # mean over T: (B, D) or (B, S, D)
-    return f if f.dim() == 2 else f.mean(1)                                      # mean over the S clips: (B, D)
+    return f if f.dim() == 2 else _pool_clips(f, pool)                           # over the S clips: (B, D)
 
 @torch.no_grad()
 def extract_features(
@@ -824,7 +831,7 @@ class Trainer:
               batch:dict, # A test batch on the device
              )->Tensor: # (B, D)
         "One descriptor per item: the model's feature of an image, the mean over a clip's frames, or over a tracklet's clips."
-        return embed_batch(model, batch, self.cfg.channels_last, chunk=self.cfg.eval_batch_size)
+        return embed_batch(model, batch, self.cfg.channels_last, chunk=self.cfg.eval_batch_size, pool=self.cfg.test_pool)
 
     def _set_train_items(self, items):
         if not items: raise ValueError("the dataset has no training images")
@@ -1096,6 +1103,7 @@ def train_reid(
     label_maps:str|None=None, # Folder of region label maps, one PNG per image (a human parser's output; chapter 14's mask module)
     seq_len:int|None=None, # Video datasets: frames per clip T (default: the preset's, 4)
     test_clips:str|None=None, # Video test: 'all' frames in clips of T, or 'even' (one clip of T evenly spaced frames)
+    test_pool:str|None=None, # Video test: tracklet descriptor = 'mean' or 'max' over its clips
     progress:bool=True, # Progress bar
 )->dict: # {'untrained', 'trained': summaries, 'history', 'out_dir', 'wall_s', 'img_s', 'config'}
     "Build data, model and losses from the arguments, train with `Trainer`, and print the results table."
@@ -1119,7 +1127,8 @@ def train_reid(
         p = batch_size // kk
     try: cfg = update_config(base, model=model, backbone=backbone, size=size, epochs=epochs, p=p, k=k, lr=lr, optimizer=optimizer,
                              eval_every=eval_every, amp=amp, compile=compile, seed=seed, workers=workers,
-                             center_weight=center_weight, model_kwargs=model_kwargs, seq_len=seq_len, test_clips=test_clips)
+                             center_weight=center_weight, model_kwargs=model_kwargs, seq_len=seq_len, test_clips=test_clips,
+                             test_pool=test_pool)
     except ValueError as e: raise UsageError(str(e)) from None
     if cfg.optimizer not in ('adam', 'adamw', 'sgd'): raise UsageError(f"--optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
     # -- the run folder
@@ -1221,7 +1230,7 @@ def eval_reid(
     if dev.type == 'cpu' and cfg.threads: torch.set_num_threads(cfg.threads)
     q, g = list(data.query), list(data.gallery)
     dl = eval_loader(q + g, cfg, find_annotations(data), pin_memory=dev.type == 'cuda')
-    f, idx = extract_features(model, dl, dev, cfg.amp, cfg.channels_last)
+    f, idx = extract_features(model, dl, dev, cfg.amp, embed=lambda m, b: embed_batch(m, b, cfg.channels_last, cfg.eval_batch_size, cfg.test_pool))
     f = gather_features(f, idx, len(q) + len(g))
     qf, gf = f[:len(q)], f[len(q):]
     res = rank_gallery(qf, gf, q, g, cfg.metric, rerank)
@@ -1300,6 +1309,7 @@ def reid_lit_train(
     label_maps:str=None, # Folder of region label maps, one PNG per image (for --model magnifiernet on real data)
     seq_len:int=None, # Video datasets (synth_video, MARS, DukeMTMC-VideoReID): frames per clip T (default: the preset's, 4)
     test_clips:str=None, # Video test: 'all' frames of a tracklet in clips of T (default) or 'even' (one clip of T evenly spaced frames)
+    test_pool:str=None, # Video test: a tracklet's descriptor is the 'mean' (default) or the element-wise 'max' of its clips'
 ):
     "Train a re-ID model. Without arguments: draw the default synthetic dataset (once, cached), train the baseline at this machine's preset, print mAP / Rank-1 / Rank-5 / Rank-10. Runs under `torchrun --nproc_per_node N` too."
     with _cli_errors('reid_lit_train'):
@@ -1329,7 +1339,7 @@ def reid_lit_train(
         train_reid(dataset=dataset, root=root, model=model, preset=preset, backbone=backbone, size=size, epochs=epochs, p=p, k=k,
                    batch_size=batch_size, lr=lr, optimizer=optimizer, eval_every=eval_every, out=out, device=device, amp=amp,
                    compile=compile, resume=resume, seed=seed, workers=workers, center_weight=center_weight,
-                   label_maps=label_maps, seq_len=seq_len, test_clips=test_clips, progress=progress)
+                   label_maps=label_maps, seq_len=seq_len, test_clips=test_clips, test_pool=test_pool, progress=progress)
 
 @call_parse
 def reid_lit_eval(

@@ -2,6 +2,7 @@
 
     python scripts/run_15_asanet.py main     # the baseline, ASA-Net (a) with and without PMI, the view oracle, seeds 0-2
     python scripts/run_15_asanet.py more     # lambda_PMI 0.1 and 1, fusion (b), Table IV's branches, Table VII (no BCE), seeds 0-2
+    python scripts/run_15_asanet.py mask     # ASRE's mask as eq. (9) prints it (no sigmoid), seeds 0-2
 
 Start each job twice, side by side: every run is claimed once (a folder under .claims). The world: the synthetic MARS
 layout, 48 training and 48 test identities, 4 cameras, 128 x 64, tracklets of 6-10 frames; the cpu preset with clips of
@@ -30,9 +31,10 @@ VARIANTS = {"baseline": ("baseline", {}), "ASA (a) no PMI": ("asanet", dict(lam_
             "ASA (a) + PMI 0.1": ("asanet", dict(lam_pmi=0.1)), "ASA (a) + PMI 1": ("asanet", dict(lam_pmi=1.0)),
             "ASA (b) + PMI": ("asanet", dict(fusion="b")), "ID only": ("asanet", dict(branches=(), lam_pmi=0)),
             "+ re": ("asanet", dict(branches=("re",), lam_pmi=0)), "+ ir + PMI": ("asanet", dict(branches=("ir",))),
-            "ASA (a) + PMI, no BCE": ("asanet", dict(lam_bce=0))}
+            "ASA (a) + PMI, no BCE": ("asanet", dict(lam_bce=0)), "ASA (a) + PMI, mask without sigmoid": ("asanet", dict(mask_act="none"))}
 JOBS = {"main": ["baseline", "ASA (a) no PMI", "ASA (a) + PMI", "ASA (a) + PMI oracle"],
-        "more": ["ASA (a) + PMI 0.1", "ASA (a) + PMI 1", "ASA (b) + PMI", "ID only", "+ re", "+ ir + PMI", "ASA (a) + PMI, no BCE"]}
+        "more": ["ASA (a) + PMI 0.1", "ASA (a) + PMI 1", "ASA (b) + PMI", "ID only", "+ re", "+ ir + PMI", "ASA (a) + PMI, no BCE"],
+        "mask": ["ASA (a) + PMI, mask without sigmoid"]}
 
 def world():
     "The synthetic video world (cached) and its annotations."

@@ -140,3 +140,28 @@ def test_ddp_video_two_cpu_processes(mars, tmp_path):
     assert ck['world_size'] == 2 and ck['epoch'] == 2
     res = eval_reid(str(out / 'last.pt'), device='cpu', workers=0)
     assert abs(res['mAP'] - ck['history'][-1]['mAP']) < 1e-6
+
+
+def test_max_pooling_over_clips(mars):
+    "test_pool='max': a tracklet's descriptor is the element-wise maximum of its clips' descriptors."
+    tr = make_trainer(mars, test_pool='max')
+    model = tr.model.eval()
+    b = next(iter(tr.test_dl))
+    with torch.no_grad():
+        torch.testing.assert_close(tr.embed(model, b)[0], torch.stack([model(c).mean(0) for c in b['img'][0]]).amax(0), atol=1e-5, rtol=1e-4)
+    with pytest.raises(UsageError, match="test_pool must be 'mean' or 'max'"):
+        train_reid(dataset='synth_video', root=str(mars.root), test_pool='median', progress=False)
+
+
+def test_short_tracklets_and_unreadable_frames(mars, tmp_path):
+    "A tracklet shorter than T repeats frames (training) or pads its last clip with its final frame (test); an unreadable frame is named."
+    from reid_lit.data import VideoDataset, build_transforms
+    from reid_lit.data import UnreadableImageError
+    short = mars.train[0]._replace(frames=tuple(mars.train[0].frames[:2]))
+    tf = build_transforms((32, 16), train=False)
+    tr_ds, te_ds = VideoDataset([short], seq_len=5, mode='train', transform=tf, seed=0), VideoDataset([short], seq_len=5, mode='test', transform=tf)
+    assert tr_ds[0]['img'].shape[0] == 5 and sorted(set(tr_ds.frame_indices(0))) == [0, 1]
+    assert te_ds.frame_indices(0) == [[0, 1, 1, 1, 1]]
+    bad = tmp_path / 'broken.jpg'; bad.write_bytes(b'not a jpeg')
+    broken = short._replace(frames=(short.frames[0], str(bad)))
+    with pytest.raises(UnreadableImageError, match='broken.jpg'): VideoDataset([broken], seq_len=2, mode='test', transform=tf)[0]
