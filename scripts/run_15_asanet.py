@@ -107,7 +107,7 @@ def run(label, seed, W=None):
     res = dict(label=label, seed=seed, model=name, kwargs=kw, epochs=EPOCHS, history=hist, scores={k: hist[-1][k] for k in ("mAP", "rank1", "mINP")},
                wall_s=time.time() - t0, load=os.getloadavg()[0],
                pmi_switched_at=hooks[0].switched_at if hooks else None, **cross_view_scores(qf.cpu(), gf.cpu(), data.query, data.gallery, ann))
-    if name == "asanet" and model.branches: res["mask_mass"] = mask_mass(model, data, ann, cfg)
+    if name == "asanet" and model.branches and kw.get("mask_act", "sigmoid") == "sigmoid": res["mask_mass"] = mask_mass(model, data, ann, cfg)   # a signed mask has no mass
     tmp = f.with_suffix(".tmp"); tmp.write_text(json.dumps(res, indent=1)); tmp.replace(f)
     return res
 
