@@ -325,11 +325,17 @@ def init_distributed(
         dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     return device
 
-def cleanup_distributed():
+def cleanup_distributed(
+    exit_code:int|None=None, # Then end the process at once with this code (distributed runs only): skips interpreter finalisation
+):
     "Leave the process group (if any), after a barrier so no rank closes its connections while another still talks to it."
     if not (dist.is_available() and dist.is_initialized()): return
     try: dist.barrier()                   # gloo aborts a peer whose connection closes mid-exchange (a rank that left early)
-    finally: dist.destroy_process_group()
+    finally:
+        dist.destroy_process_group()
+        if exit_code is not None:         # gloo's worker threads can still abort the process while Python finalises the objects
+            sys.stdout.flush(); sys.stderr.flush()   # that hold them (SIGABRT, "terminate called without an active exception")
+            os._exit(exit_code)
 
 def gather_features(
     feats:Tensor, # (n_r, D) this rank's features
@@ -1266,7 +1272,7 @@ class _cli_errors:
     def __init__(self, prog): self.prog = prog
     def __enter__(self): return self
     def __exit__(self, typ, e, tb):
-        cleanup_distributed()
+        cleanup_distributed(0 if typ is None else None)                  # a distributed run that succeeded ends here
         if typ is None: return False
         if issubclass(typ, UsageError): code = 2
         elif issubclass(typ, NonFiniteLossError): code = 1

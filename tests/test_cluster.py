@@ -76,7 +76,7 @@ DDP_MEMORY = textwrap.dedent('''
         out[mode] = m.features.tolist()
     box = [None, None]; dist.all_gather_object(box, out)
     if r == 0: json.dump(box, open(sys.argv[1], 'w'))
-    cleanup_distributed()                           # barrier, then leave: no rank closes its sockets while another still writes
+    cleanup_distributed(0)                          # barrier, leave, end the process (no rank closes its sockets while another still writes)
 ''')
 
 

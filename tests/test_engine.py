@@ -144,7 +144,7 @@ DDP_SCRIPT = textwrap.dedent('''
     dist.all_gather_object(box, rec.values)
     if tr.rank == 0:
         json.dump({'logged': hist[-1]['loss_tri'], 'ranks': box}, open(sys.argv[2], 'w'))
-    cleanup_distributed()                           # barrier, then leave: no rank closes its sockets while another still writes
+    cleanup_distributed(0)                          # barrier, leave, end the process (no rank closes its sockets while another still writes)
 ''')
 
 
