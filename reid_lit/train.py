@@ -16,7 +16,7 @@ __all__ = ['PRESETS', 'TrainConfig', 'get_preset', 'update_config', 'LossTerm', 
            'model_from_checkpoint', 'eval_reid', 'synth_dataset', 'reid_lit_train', 'reid_lit_eval', 'reid_lit_synth']
 
 # %% ../nbs/07_train.ipynb #2a06e0c7
-import os, re, sys, json, math, time, random, warnings
+import os, sys, json, math, time, random, warnings
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
 from contextlib import nullcontext
@@ -32,7 +32,7 @@ from fastcore.script import call_parse
 from tqdm import tqdm
 
 from .core import default_device, set_seed, in_test
-from .data import ImageDataset, VideoDataset, PKSampler, build_transforms, build_dataset, DATASETS
+from .data import ImageDataset, VideoDataset, PKSampler, build_transforms, build_dataset, DATASETS, _norm
 from .losses import CrossEntropyLabelSmooth, TripletLoss, CenterLoss
 from .baseline import build_model, list_models
 from .metrics import evaluate_features, evaluate_rank, pairwise_distance, re_ranking, plot_ranked_list
@@ -412,7 +412,7 @@ def embed_batch(
     chunk:int|None=None, # Frames per forward pass for clips and tracklets (None: all at once)
     pool:str='mean', # A tracklet's descriptor from its S clips' descriptors: 'mean' or 'max' (element-wise)
 )->Tensor: # (B, D) one descriptor per item
-    "The model's feature of each image; of a clip the mean of its T frames' features; of a tracklet the mean over its S clips."
+    "The model's feature of each image; of a clip the mean of its T frames' features; of a tracklet the mean (or max) over its S clips."
     x, parts = batch['img'], parts_for(model, batch)
     if x.dim() == 4: return model(_nhwc(x, channels_last), parts=parts)
     if x.dim() not in (5, 6):
@@ -1080,7 +1080,7 @@ def checkpoint_dataset(
     "The dataset a checkpoint was trained on: its parser's name and folder (a synthetic folder holds both an image and a video layout)."
     ds = ck.get('dataset', {})
     if not ds.get('root'): return None, None
-    name = re.sub(r'[^a-z0-9]', '', str(ds.get('name', '')).lower())
+    name = _norm(ds.get('name', ''))                                       # build_dataset's own spelling of dataset names
     return (name, ds['root']) if name in DATASETS else (ds['root'], None)
 
 def train_reid(
