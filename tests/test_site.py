@@ -4,11 +4,14 @@ Builds the `_quarto.yml` site with `scripts/build_site.py` (nbdev's processing, 
 a temporary folder, serves it on 127.0.0.1, and checks every chapter page as a reader sees it:
 its title, the API reference of its exported names (show_doc tables with parameter comments),
 its saved figures, no visible nbdev directives, working sidebar links in the book's order, rendered
-maths (KaTeX served locally instead of the CDN), and no console errors other than blocked
-external requests. A screenshot of one chapter goes to `test_outputs/site/`.
+maths, search, and no console errors. The site must work with no network: Chromium resolves no
+host but 127.0.0.1 and every request to another host is aborted, and a page that even tries one
+fails; KaTeX comes from the site's own `site_libs/katex`, which the build bundles. A screenshot of
+one chapter goes to `test_outputs/site/`.
 """
-import functools, http.server, importlib, json, re, shutil, subprocess, sys, threading
+import functools, http.server, importlib, json, re, shutil, sys, threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -76,21 +79,6 @@ def site(tmp_path_factory):
     return out
 
 @pytest.fixture(scope='session')
-def katex_dist():
-    "KaTeX's dist/ folder from the npm package (installed once into .cache/katex), served instead of the CDN."
-    from smalldocs.layout import KATEX
-    version = re.search(r'katex@([\d.]+)', KATEX).group(1)
-    prefix = ROOT/'.cache'/'katex'
-    dist = prefix/'node_modules'/'katex'/'dist'
-    if not (dist/'katex.min.js').exists():
-        npm = shutil.which('npm')
-        assert npm, "npm is needed to install the KaTeX package for the maths check (apt-get install npm)"
-        subprocess.run([npm, 'install', '--prefix', str(prefix), '--no-audit', '--no-fund', '--silent',
-                        f'katex@{version}'], check=True, timeout=300)
-    assert (dist/'katex.min.js').exists(), f"KaTeX was not found in {dist}"
-    return dist
-
-@pytest.fixture(scope='session')
 def server(site):
     handler = functools.partial(_QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
@@ -109,28 +97,34 @@ def browser():
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=[
             '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
-            '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'])
+            '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+            # no network but the test server: no host resolves, so nothing can slip past the page's route
+            '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'])
         yield b
         b.close()
 
+def is_local(url:str, base:str)->bool:
+    "Whether `url` is the test server's (or needs no network: data:, blob:, about:)."
+    u = urlsplit(url)
+    return u.scheme in ('data', 'blob', 'about') or (u.scheme, u.netloc) == tuple(urlsplit(base)[:2])
+
 class Page:
-    "One page opened in Chromium, with its console errors and the external requests it tried."
-    def __init__(self, browser, url, base, katex_dist):
-        self.ctx = browser.new_context(viewport={'width': 1280, 'height': 1000})
+    "One page opened in Chromium with no network but the test server: its console errors and the external requests it tried."
+    def __init__(self, browser, url, base):
+        self.ctx = browser.new_context(viewport={'width': 1280, 'height': 1000}, service_workers='block')
         self.page = self.ctx.new_page()
-        self.errors, self.blocked = [], []
+        self.errors, self.external = [], []
         self.page.on('console', lambda m: self.errors.append(m.text) if m.type == 'error' else None)
         self.page.on('pageerror', lambda e: self.errors.append(f'page error: {e}'))
         def route(r):
-            u = r.request.url
-            if u.startswith(base): return r.continue_()
-            m = re.search(r'/npm/katex@[\d.]+/dist/(.+)$', u)
-            if m and (katex_dist/m.group(1)).exists():
-                return r.fulfill(path=str(katex_dist/m.group(1)))
-            self.blocked.append(u); return r.abort('blockedbyclient')
-        self.page.route('**/*', route)
+            if is_local(r.request.url, base): return r.continue_()
+            self.note_external(r.request.url); return r.abort('blockedbyclient')
+        self.ctx.route('**/*', route)                                       # every page of the context, popups too
         self.pending = {}
-        self.page.on('request', lambda r: self.pending.__setitem__(r.url, r))
+        def on_request(r):
+            if not is_local(r.url, base): self.note_external(r.url)          # seen even if it bypassed the route
+            self.pending[r.url] = r
+        self.page.on('request', on_request)
         for ev in ('requestfinished', 'requestfailed'): self.page.on(ev, lambda r: self.pending.pop(r.url, None))
         self.response = self.page.goto(url, wait_until='load')             # the document, its scripts, styles and images
         self.ready()
@@ -144,17 +138,22 @@ class Page:
                 && [...document.querySelectorAll('.math')].every(e => e.querySelector('.katex'))""", timeout=timeout)
             self.page.evaluate('() => document.fonts.ready.then(() => true)')
         except Exception as e:
-            raise AssertionError(f"{self.page.url}: not ready after {timeout / 1000:.0f} s ({e}); requests still pending: {list(self.pending)[:10]}") from e
-    def real_errors(self):
-        "Console errors other than the ones caused by blocking external requests."
-        return [e for e in self.errors if 'ERR_BLOCKED_BY_CLIENT' not in e and 'net::ERR_FAILED' not in e]
+            raise AssertionError(f"{self.page.url}: not ready after {timeout / 1000:.0f} s ({e}); requests still pending: {list(self.pending)[:10]}; blocked requests to other hosts: {self.external[:10]}") from e
+    def note_external(self, url):
+        if url not in self.external: self.external.append(url)
+    def check_offline(self, name):
+        "The page tried no request to another host, and every image on it loaded."
+        assert not self.external, f"{name}: the page tried {len(self.external)} requests to other hosts (all blocked): {self.external[:10]}"
+        broken = self.page.evaluate("() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))")
+        assert not broken, f"{name}: images that do not load: {broken}"
+    def real_errors(self): return list(self.errors)   # every request is local, so any console error is the page's own
     def close(self): self.ctx.close()
 
 @pytest.fixture(scope='session')
-def open_page(browser, server, katex_dist):
+def open_page(browser, server):
     pages = []
     def _open(name):
-        p = Page(browser, f'{server}/{name}', server, katex_dist); pages.append(p); return p
+        p = Page(browser, f'{server}/{name}', server); pages.append(p); return p
     yield _open
     for p in pages: p.close()
 
@@ -167,6 +166,29 @@ def test_site_files(site):
     missing = [nb.name for nb in notebooks() if not (site/page_name(nb)).exists()]
     assert not missing, f"no page for {missing}; pages: {sorted(p.name for p in site.glob('*.html'))}"
     assert '<title>reid_lit</title>' in (site/'index.html').read_text()
+
+def test_site_is_self_contained(site):
+    "KaTeX and its fonts are in the site's site_libs, and no page or stylesheet loads anything from another host."
+    katex = site/'site_libs'/'katex'
+    for f in ('katex.min.js', 'katex.min.css', 'contrib/auto-render.min.js'):
+        assert (katex/f).is_file() and (katex/f).stat().st_size > 1000, f"site_libs/katex/{f} is missing"
+    css = (katex/'katex.min.css').read_text()
+    fonts = set(re.findall(r'url\((fonts/[^)]+\.woff2)\)', css))
+    assert fonts, "katex.min.css names no woff2 fonts"
+    missing = sorted(f for f in fonts if not (katex/f).is_file())
+    assert not missing, f"KaTeX fonts missing from site_libs/katex: {missing}"
+    pages = sorted(site.rglob('*.html'))
+    cdn = [p.name for p in pages if 'cdn.jsdelivr.net' in p.read_text()]
+    assert not cdn, f"pages that still name the CDN: {cdn}"
+    tag = re.compile(r'<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href|srcset)=["\']?\s*(?:https?:)?//[^>]*>', re.I)
+    external = {p.name: tag.findall(p.read_text())[:3] for p in pages if tag.search(p.read_text())}
+    assert not external, f"pages that load from other hosts: {external}"
+    imports = {p.relative_to(site).as_posix() for p in site.rglob('*.css') if re.search(r'(@import|url\()\s*["\']?\s*(url\()?["\']?\s*(https?:)?//', p.read_text())}
+    assert not imports, f"stylesheets that load from other hosts: {imports}"
+    # each page with maths points at KaTeX where it is, seen from the page's folder
+    for p in pages:
+        for ref in re.findall(r'(?:src|href)="([^"]*katex[^"]*\.(?:js|css))"', p.read_text()):
+            assert (p.parent/ref).resolve().is_file(), f"{p.name}: {ref} does not exist"
 
 @pytest.mark.parametrize('nb', chapters(), ids=lambda p: p.stem)
 def test_chapter_page(nb, open_page):
@@ -203,6 +225,7 @@ def _check_chapter_page(nb, p):
         assert not broken, f"{nb.name}: images that do not load: {broken}"
     # maths is rendered by KaTeX, not left as raw LaTeX
     if has_math(nb): _check_math(pg, nb.name)
+    p.check_offline(nb.name)
     assert not p.real_errors(), f"{nb.name}: console errors {p.real_errors()}"
 
 def _has_params(mod, name):
@@ -222,11 +245,18 @@ def _check_math(pg, name):
     assert n_katex == n_math, f"{name}: {n_math - n_katex} of {n_math} equations are not rendered by KaTeX"
     raw = pg.evaluate("() => [...document.querySelectorAll('.math')].filter(e => /\\\\\\(|\\\\\\[|\\$\\$/.test(e.innerText)).length")
     assert raw == 0, f"{name}: {raw} equations show raw LaTeX"
+    # from the site's own copy of KaTeX, with its fonts
+    assert pg.evaluate("() => [...document.scripts].some(s => /site_libs\\/katex\\/katex\\.min\\.js$/.test(s.src))"), f"{name}: KaTeX is not loaded from site_libs/katex"
+    faces = pg.evaluate("() => document.fonts.ready.then(f => [...f].filter(x => x.family.includes('KaTeX')).map(x => [x.family, x.status]))")
+    assert any(st == 'loaded' for _, st in faces), f"{name}: no KaTeX font loaded: {faces}"
+    failed = [f for f, st in faces if st == 'error']
+    assert not failed, f"{name}: KaTeX fonts that failed to load: {failed}"
 
 def test_index_page_and_math(open_page):
     p = open_page('index.html')
     assert p.page.locator('h1').first.inner_text().strip() == 'reid_lit'
     _check_math(p.page, 'index')
+    p.check_offline('index')
     assert not p.real_errors(), p.real_errors()
 
 def test_sidebar(open_page, site):
@@ -247,10 +277,62 @@ def test_sidebar(open_page, site):
     assert not unlisted, f"notebooks missing from nbs/sidebar.yml: {unlisted}"
     for h in expected:
         assert (site/h).exists(), f"sidebar link {h} has no page"
-    # follow one link for real
+    assert p.page.locator('#quarto-sidebar').is_visible(), "the sidebar is not shown on a wide screen"
+    # a section folds and unfolds (Bootstrap's collapse, from site_libs)
+    section = p.page.locator('#quarto-sidebar .sidebar-section').first
+    sid = section.get_attribute('id')
+    toggle = p.page.locator(f'#quarto-sidebar .sidebar-item-toggle[data-bs-target="#{sid}"]').first
+    settled = "([el, shown]) => !el.classList.contains('collapsing') && el.classList.contains('show') === shown"
+    toggle.click()
+    p.page.wait_for_function(settled, arg=[section.element_handle(), False], timeout=10_000)
+    assert not section.is_visible(), f"sidebar section {sid} did not fold"
+    toggle.click()
+    p.page.wait_for_function(settled, arg=[section.element_handle(), True], timeout=10_000)
+    assert section.is_visible(), f"sidebar section {sid} did not unfold"
+    # follow one link for real: the page opens, with its own entry marked
+    last = next(nb for nb in notebooks() if page_name(nb) == expected[-1])
     p.page.locator(f'#quarto-sidebar a[href$="{expected[-1]}"]').first.click()
     p.page.wait_for_load_state('load')
     assert p.page.url.endswith(expected[-1])
+    p.ready()
+    assert p.page.locator('h1').first.inner_text().strip() == nb_title(last)
+    active = p.page.eval_on_selector_all('#quarto-sidebar a.active', 'els => els.map(e => e.getAttribute("href"))')
+    assert any(a.endswith(expected[-1]) for a in active), f"the sidebar marks {active}, not {expected[-1]}"
+    p.check_offline(f'sidebar -> {expected[-1]}')
+    assert not p.real_errors(), p.real_errors()
+
+def _search_target():
+    "A name documented in a chapter, to search for, and the page it is on."
+    for nb in chapters():
+        mod = nb_module(nb)
+        for name in (exported_names(mod) if mod else []):
+            if len(name) >= 8: return name, page_name(nb)
+    pytest.skip("no exported name to search for")
+
+@pytest.mark.parametrize('start', ['index.html', 'chapter'])
+def test_search(open_page, start):
+    "Search works with no network: the box loads search.json and Fuse from the site, lists hits, and a hit opens its page."
+    name, target = _search_target()
+    p = open_page(target if start == 'chapter' else start)
+    pg = p.page
+    assert pg.evaluate('() => typeof window.Fuse === "function"'), "Fuse (site_libs/fuse) did not load: search would fall back to substring matching"
+    box = pg.locator('.smalldocs-search input[type="search"]').first
+    box.click()
+    box.fill(name)
+    hits = pg.locator('.smalldocs-search-results.show a.search-result')
+    try: hits.first.wait_for(state='visible', timeout=15_000)
+    except Exception as e:
+        shown = pg.locator('.smalldocs-search-results').first.inner_text()
+        raise AssertionError(f"search for {name!r} from {start} showed no results (results box: {shown!r}; errors: {p.errors})") from e
+    hrefs = hits.evaluate_all('els => els.map(e => e.getAttribute("href"))')
+    want = [h for h in hrefs if h.split('#')[0].endswith(target)]
+    assert want, f"search for {name!r} lists {hrefs[:10]}, none on {target}"
+    pg.locator(f'.smalldocs-search-results.show a.search-result[href="{want[0]}"]').first.click()
+    pg.wait_for_load_state('load')
+    assert pg.url.split('#')[0].endswith(target), f"the hit opened {pg.url}, not {target}"
+    p.ready()
+    p.check_offline(f'search from {start}')
+    assert not p.real_errors(), p.real_errors()
 
 def test_screenshot(open_page):
     "A screenshot of one chapter page, for a person to look at."
@@ -260,3 +342,4 @@ def test_screenshot(open_page):
     shot = OUT/f'{chapter.stem}.png'
     p.page.screenshot(path=str(shot), full_page=False)
     assert shot.stat().st_size > 10_000
+    p.check_offline(chapter.name)
