@@ -8,7 +8,8 @@ __all__ = ['count_params', 'forward_flops', 'model_costs', 'RESNET_SPECS', 'STAG
            'SDABlock', 'NonLocalResNet', 'SDAResNet', 'ChannelAttention', 'SpatialAttention', 'CBAM', 'SEBlock',
            'AFFNet', 'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
            'AttributeNet', 'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch',
-           'IntraInterNet', 'ASRE', 'AttributeHead', 'PMITripletLoss', 'ResidualUnit', 'ASANet']
+           'IntraInterNet', 'ASRE', 'AttributeHead', 'PMITripletLoss', 'ResidualUnit', 'ASANet', 'ClusterMemory',
+           'SymmetricContrastLoss']
 
 # %% ../nbs/19_models.ipynb #b6d73e83
 from torch import nn
@@ -22,6 +23,8 @@ from .magnifier import MagnifierNet, MaskModule, MaskLoss, SemanticFusion, BNNec
 from .sdaal import AttributeNet
 from .intra_inter import Bottleneck, AttentionPath, IntraAttentionBlock, InterAttention, IntraBranch, IntraInterNet
 from .asanet import ASRE, AttributeHead, PMITripletLoss, ResidualUnit, ASANet
+from .cluster import ClusterMemory
+from .aff import SymmetricContrastLoss
 
 # %% ../nbs/19_models.ipynb #85933307
 _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state', 'ResNetBackbone', 'GeM',
@@ -31,7 +34,8 @@ _all_ = ['RESNET_SPECS', 'STAGES', 'parse_backbone_name', 'load_backbone_state',
          'MagnifierNet', 'MaskModule', 'MaskLoss', 'SemanticFusion', 'BNNeckHead', 'SemanticDiversityLoss',
          'AttributeNet',
          'Bottleneck', 'AttentionPath', 'IntraAttentionBlock', 'InterAttention', 'IntraBranch', 'IntraInterNet',
-         'ASRE', 'AttributeHead', 'PMITripletLoss', 'ResidualUnit', 'ASANet']
+         'ASRE', 'AttributeHead', 'PMITripletLoss', 'ResidualUnit', 'ASANet',
+         'ClusterMemory', 'SymmetricContrastLoss']
 
 # %% ../nbs/19_models.ipynb #bcfe3cf9
 def count_params(
