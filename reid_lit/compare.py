@@ -313,7 +313,7 @@ def run_one(
                 fac = SymmetricContrastLoss.factory()
             eps = (s.eps or usl_eps(init, data, _cfg(s, e, seed, epochs))) if not mini else 0.2
             r = train_unsupervised(dataset=str(setting_root(s)), init=str(init), model=e.model, memory_factory=fac, eps=eps, preset='cpu',
-                                   min_samples=4 if not mini else 2,
+                                   min_samples=4 if not mini else 2, recluster_every=1 if not mini else epochs,   # the miniature clusters once
                                    out=str(out), resume=str(out) if (out / 'last.pt').exists() else None, progress=progress,
                                    epochs=epochs, seed=seed, **s.overrides)
             model = model_from_checkpoint(out / 'last.pt', 'cpu')
@@ -561,6 +561,8 @@ def plot_map_vs_gmacs(
         x = float(costs.loc[m, 'GMACs, paper'])
         ax.errorbar(x, g['mAP'].mean(), yerr=g['mAP'].std(ddof=1) if len(g) > 1 else 0, fmt='o', capsize=3, label=m)
         ax.annotate(m, (x, g['mAP'].mean()), textcoords='offset points', xytext=(4, 4), fontsize=7)
+    lo, hi = ax.get_xlim()
+    if hi - lo < 1: ax.set_xlim((lo + hi) / 2 - 1, (lo + hi) / 2 + 1)                   # models of (nearly) one cost
     ax.set_xlabel('GMACs per image at the paper input'); ax.set_ylabel('mAP (%)'); ax.set_title(table['setting'].iloc[0], fontsize=9)
     ax.grid(alpha=.3)
     return ax
