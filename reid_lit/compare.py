@@ -466,12 +466,6 @@ def hard_queries(
     aps = np.array([r['ap'] for r in res.values()])                             # (models, Q)
     return [int(i) for i in np.argsort(aps.mean(0), kind='stable')[:n]]
 
-def _show(ax, path, ok=None):
-    from PIL import Image
-    ax.imshow(Image.open(path).convert('RGB')); ax.set_xticks([]); ax.set_yticks([])
-    if ok is not None:
-        for sp in ax.spines.values(): sp.set_edgecolor('#1a9850' if ok else '#d73027'); sp.set_linewidth(3)
-
 def _first_frame(item): return item.frames[0] if getattr(item, 'frames', None) else item.path
 
 def plot_ranked_lists(
@@ -489,16 +483,17 @@ def plot_ranked_lists(
     nq, nm, w = len(queries), len(res), k + 2                                  # per query: the query, k items, a gap
     fig, axs = plt.subplots(nm, nq * w - 1, figsize=(0.62 * (nq * w - 1), 1.45 * nm), squeeze=False,
                             gridspec_kw={'width_ratios': ([1] * (k + 1) + [0.35]) * (nq - 1) + [1] * (k + 1)})
+    from PIL import Image
+    from reid_lit.metrics import plot_ranked_list
     for ax in axs.flat: ax.axis('off')
     for mi, (lab, r) in enumerate(res.items()):
         for qi, q in enumerate(queries):
             query, c0 = data.query[q], qi * w
-            ax = axs[mi, c0]; ax.axis('on'); _show(ax, _first_frame(query))
-            if mi == 0: ax.set_title(f"query {q}", fontsize=7)
-            if qi == 0: ax.set_ylabel(lab, fontsize=8, rotation=0, ha='right', va='center')
-            for j, g in enumerate(r['top10'][q][:k]):
-                ax = axs[mi, c0 + 1 + j]; ax.axis('on'); _show(ax, _first_frame(data.gallery[g]), data.gallery[g].pid == query.pid)
-            axs[mi, c0 + 1].set_title(f"AP {100 * r['ap'][q]:.0f}%", fontsize=7, loc='left')
+            top = [data.gallery[g] for g in r['top10'][q][:k]]
+            row = plot_ranked_list(Image.open(_first_frame(query)).convert('RGB'), [Image.open(_first_frame(g)).convert('RGB') for g in top],
+                                   [g.pid == query.pid for g in top], query_title=f"query {q}" if mi == 0 else '', ax_row=axs[mi, c0:c0 + k + 1])
+            row[1].set_title(f"1 (AP {100 * r['ap'][q]:.0f}%)", fontsize=7)                      # rank 1, with the query's AP
+            if qi == 0: row[0].text(-0.15, 0.5, lab, transform=row[0].transAxes, fontsize=8, ha='right', va='center')
     fig.subplots_adjust(wspace=0.06, hspace=0.25, left=0.08, right=0.995, top=0.95, bottom=0.01)
     return fig
 
