@@ -515,7 +515,6 @@ def plot_attention(
     import matplotlib.pyplot as plt
     s = get_setting(setting, mini); data = setting_data(s)
     cfg = get_preset('cpu', **s.overrides)
-    models = attention_models(setting, seed, mini)
     items = [data.query[i] for i in images]
     batch = next(iter(eval_loader(items, cfg, find_annotations(data)))) if not s.world.get('video') else None
     if batch is None:                                                           # video: the first clip of each tracklet
@@ -523,6 +522,10 @@ def plot_attention(
         batch = {'img': torch.cat([b['img'][0][:1] for b in bs]), 'parts': torch.cat([b['parts'][0][:1, 0] for b in bs])}
         frames = [b['img'][0][0, 0] for b in bs]
     else: frames = list(batch['img'])
+    models = {}
+    for lab, m in attention_models(setting, seed, mini).items():                # a model whose maps come out empty is named and left out
+        if attention_maps(m, batch): models[lab] = m
+        else: print(f"plot_attention: {lab} gave no attention maps for these images; left out")
     fig, axs = plt.subplots(len(items), len(models) + 1, figsize=(1.4 * (len(models) + 1), 2.6 * len(items)), squeeze=False)
     mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     for i, f in enumerate(frames):
