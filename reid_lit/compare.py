@@ -164,24 +164,16 @@ def attention_maps(
             return {f'ASRE {b}': r[f'{b}_mask'][:, 0].clamp_min(0) for b in model.branches}
         if isinstance(model, (NonLocalResNet, SDAResNet)):
             from reid_lit.train import parts_for
-            seen = []
-            hs = [blk.register_forward_pre_hook(lambda m, args, i=i: seen.append((i, args))) for i, blk in enumerate(model.blocks)]
-            try: model(x, parts=parts_for(model, batch))
-            finally:
-                for h in hs: h.remove()
             out = {}
-            for i, args in seen:
-                blk, f = model.blocks[i], args[0]
+            for name, blk, f, masks, a in model.block_attention(x, parts_for(model, batch)):   # chapter 10's one eval pass
                 B, _, h, w = f.shape
                 if isinstance(blk, SDABlock):                                  # part-to-part weights spread over each part's cells
-                    _, a = blk(f, args[1], return_attention=True)              # (B, P, P)
-                    m = resize_part_masks(args[1], (h, w)).to(f).expand(B, -1, -1, -1)   # (B, P, h, w)
+                    m = resize_part_masks(masks, (h, w)).to(f).expand(B, -1, -1, -1)   # (B, P, h, w)
                     wk = a.mean(1)                                             # (B, P) mass each key part receives
-                    out[model.block_names[i]] = (wk[..., None, None] * m / m.flatten(2).sum(-1).clamp_min(1e-8)[..., None, None]).sum(1)
+                    out[name] = (wk[..., None, None] * m / m.flatten(2).sum(-1).clamp_min(1e-8)[..., None, None]).sum(1)
                 else:                                                          # mass each key position receives, averaged over queries
-                    _, a = blk(f, return_attention=True)                       # (B, N, M)
                     hk, wk = (h // 2, w // 2) if getattr(blk, 'sub_sample', False) else (h, w)
-                    out[model.block_names[i]] = a.mean(1).view(B, hk, wk)
+                    out[name] = a.mean(1).view(B, hk, wk)
             return out
         if isinstance(model, AFFNet): return {'CBAM spatial': model.branch_maps(x)['spatial'][:, 0]}
         if isinstance(model, IntraInterNet):

@@ -230,6 +230,22 @@ class _InsertedResNet(ReIDBaseline):
         "The inserted blocks, in the order of `points`."
         return [blk for key in self.backbone.inserted for blk in self.backbone.inserted[key]]
 
+    @torch.no_grad()
+    def block_attention(self,
+                        x:Tensor, # (B, 3, H, W) normalised images
+                        parts:Tensor|None=None, # SDA: the part masks `forward` takes (None: the canonical pose)
+                       )->list: # per block: (name, block, its input (B, C, h, w), its part masks or None, its weights)
+        "Every inserted block's input and attention weights ((B, N, M) non-local, (B, P, P) SDA) in one eval-mode pass."
+        seen = []
+        hooks = [blk.register_forward_pre_hook(lambda m, args, i=i: seen.append((i, args))) for i, blk in enumerate(self.blocks)]
+        was = self.training; self.eval()
+        try: self(x, parts=parts)
+        finally:
+            for h in hooks: h.remove()
+            self.train(was)
+        return [(self.block_names[i], self.blocks[i], args[0], args[1] if len(args) > 1 else None,
+                 self.blocks[i](*args, return_attention=True)[1]) for i, args in seen]
+
 @register_model("nonlocal")
 class NonLocalResNet(_InsertedResNet):
     "The re-ID baseline with four non-local blocks (embedded Gaussian, C' = C/2) at the paper's positions."

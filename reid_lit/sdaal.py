@@ -554,27 +554,17 @@ def attention_on_body(
     "The share of each attention block's mass that lands on the person, measured against the synthetic world's exact silhouettes."
     if 'parts' not in batch: raise ValueError("batch has no 'parts' label maps: attention_on_body needs the synthetic world's silhouettes")
     body = (torch.as_tensor(batch['parts']) > 0).float()[:, None].to(batch['img'].device)   # (B, 1, H, W) 1 on the person
-    seen = []
-    handles = [blk.register_forward_pre_hook(lambda m, args, i=i: seen.append((i, args))) for i, blk in enumerate(model.blocks)]
-    was = model.training; model.eval()
-    try: model(batch['img'], parts=parts_for(model, batch))
-    finally:
-        for h in handles: h.remove()
-        model.train(was)
     out = {}
-    for i, args in seen:
-        blk, x = model.blocks[i], args[0]
+    for name, blk, x, masks, a in model.block_attention(batch['img'], parts_for(model, batch)):   # chapter 10: one eval pass
         B, _, h, w = x.shape
-        if isinstance(blk, SDABlock):                                          # attention among the 6 part tokens
-            _, a = blk(x, args[1], return_attention=True)                      # (B, P, P)
-            m = resize_part_masks(args[1], (h, w)).to(x).expand(B, -1, -1, -1)  # (B, P, h, w) where each part token lives
+        if isinstance(blk, SDABlock):                                          # a (B, P, P): attention among the 6 part tokens
+            m = resize_part_masks(masks, (h, w)).to(x).expand(B, -1, -1, -1)    # (B, P, h, w) where each part token lives
             on = (m * F.adaptive_avg_pool2d(body, (h, w))).flatten(2).sum(-1) / m.flatten(2).sum(-1).clamp_min(1e-8)   # (B, P)
             share, valid = (a * on[:, None]).sum(-1), a.sum(-1) > 0            # (B, P) per query part; rows of missing parts are 0
-            out[model.block_names[i]] = float(share[valid].mean())
-        else:                                                                  # attention among the h*w positions (or pooled keys)
-            _, a = blk(x, return_attention=True)                               # (B, N, M)
+            out[name] = float(share[valid].mean())
+        else:                                                                  # a (B, N, M): attention among the h*w positions (or pooled keys)
             hk, wk = (h // 2, w // 2) if getattr(blk, 'sub_sample', False) else (h, w)
             on = F.adaptive_avg_pool2d(body, (hk, wk)).flatten(1)              # (B, M) person share of each key cell
-            out[model.block_names[i]] = float((a @ on[..., None]).mean())
+            out[name] = float((a @ on[..., None]).mean())
     out['person_area'] = float(body.mean())
     return out
